@@ -1,0 +1,21 @@
+"""Models: a registry of LightningModules and the layers they are built from."""
+
+from cnnbench.models import alexnet, lenet  # noqa: F401  (registers the built-in models)
+from cnnbench.models.base import DivergedError, ImageClassifier
+from cnnbench.models.layers import GeometryError, make_conv, make_pool
+from cnnbench.models.registry import MODELS, create_model, list_models, register_model
+from cnnbench.models.summary import LayerRow, summarize
+
+__all__ = [
+    "MODELS",
+    "DivergedError",
+    "GeometryError",
+    "ImageClassifier",
+    "LayerRow",
+    "create_model",
+    "list_models",
+    "make_conv",
+    "make_pool",
+    "register_model",
+    "summarize",
+]

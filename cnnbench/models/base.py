@@ -1,0 +1,162 @@
+"""The LightningModule every cnnbench model derives from.
+
+Concrete models (``lenet.py``, ``alexnet.py``) only build their layers and ``forward``;
+this base class owns the training recipe: loss, accuracy metrics under the names
+``train/acc``, ``val/acc``, ``test/acc``, the optimizer and the learning-rate schedule.
+
+Example:
+    >>> from cnnbench.models import create_model
+    >>> model = create_model("lenet5", lr=0.01)
+    >>> model.hparams.lr
+    0.01
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from cnnbench.models.layers import GeometryError, check_choice, infer_shapes
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("onecycle", "cosine", "none")
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def _positive(name: str, value: float, allow_zero: bool = False) -> None:
+    if not (value >= 0 if allow_zero else value > 0) or not math.isfinite(value):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}")
+
+
+class ImageClassifier(L.LightningModule):
+    """Shared training logic for image classifiers.
+
+    Args:
+        optimizer: ``sgd`` (Nesterov momentum), ``adam`` or ``adamw``.
+        lr: Peak learning rate.
+        momentum: SGD momentum.
+        weight_decay: Decoupled for ``adamw``, L2 otherwise.
+        scheduler: ``onecycle`` (warm-up then cosine decay, per step), ``cosine`` (per
+            step) or ``none``.
+        label_smoothing: Cross-entropy label smoothing.
+    """
+
+    #: registry name of the data module a model trains on when none is given
+    default_data: ClassVar[str] = "mnist"
+    #: default trainer/data settings of this model's training recipe (CLI and bench)
+    recipe: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(
+        self,
+        optimizer: str = "sgd",
+        lr: float = 0.05,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        scheduler: str = "onecycle",
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        check_choice(optimizer, OPTIMIZERS, "optimizer")
+        check_choice(scheduler, SCHEDULERS, "scheduler")
+        _positive("lr", lr)
+        _positive("weight_decay", weight_decay, allow_zero=True)
+        _positive("momentum", momentum, allow_zero=True)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        # collects the init arguments of the whole subclass chain
+        self.save_hyperparameters()
+        self.train_acc = MulticlassAccuracy(self.hparams["num_classes"], average="micro")
+        self.val_acc = MulticlassAccuracy(self.hparams["num_classes"], average="micro")
+        self.test_acc = MulticlassAccuracy(self.hparams["num_classes"], average="micro")
+
+    # ------------------------------------------------------------------ geometry helpers
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) this model was built for."""
+        size = self.hparams["input_size"]
+        h, w = (size, size) if isinstance(size, int) else size
+        return int(self.hparams["in_channels"]), int(h), int(w)
+
+    def _flat_features(self, features: nn.Sequential, name: str) -> int:
+        """Flattened size after ``features``, or a GeometryError naming the model."""
+        try:
+            c, h, w = infer_shapes(features, self.input_shape)[-1]
+        except GeometryError as err:
+            raise GeometryError(
+                f"{name}(input_size={self.hparams['input_size']}, padding={self.hparams['padding']!r}, pool={self.hparams['pool']!r}): {err}"
+            ) from None
+        return c * h * w
+
+    def example_input(self, batch_size: int = 2) -> torch.Tensor:
+        """A random batch of the shape the model expects (for summaries and tests)."""
+        return torch.randn(batch_size, *self.input_shape)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Training criterion; cross-entropy unless a model overrides it."""
+        return F.cross_entropy(logits, target, label_smoothing=self.hparams["label_smoothing"])
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != self.input_shape[0]:
+            raise ValueError(
+                f"{type(self).__name__} expects batches of shape (N, {self.input_shape[0]}, H, W); got {tuple(x.shape)}"
+            )
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.loss(logits, y)
+        self.train_acc(logits.detach(), y)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        x, y = batch
+        logits = self(x)
+        metric = self.val_acc if stage == "val" else self.test_acc
+        metric(logits, y)
+        self.log(f"{stage}/loss", self.loss(logits, y), prog_bar=stage == "val", sync_dist=True)
+        self.log(f"{stage}/acc", metric, prog_bar=stage == "val")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return self(x).softmax(dim=-1)
+
+    def configure_optimizers(self) -> Any:
+        hp: Any = self.hparams
+        # no weight decay on biases and norm/scale parameters
+        decay = [p for p in self.parameters() if p.ndim > 1]
+        no_decay = [p for p in self.parameters() if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        opt: torch.optim.Optimizer
+        if hp.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0)
+        elif hp.optimizer == "adam":
+            opt = torch.optim.Adam(groups, lr=hp.lr)
+        else:
+            opt = torch.optim.AdamW(groups, lr=hp.lr)
+        if hp.scheduler == "none" or self._trainer is None:
+            return opt
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        sched: torch.optim.lr_scheduler.LRScheduler
+        if hp.scheduler == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=total, pct_start=0.15)
+        else:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,119 @@
+"""A small name → factory registry, shared by models and data modules.
+
+Modelled on timm's ``_registry.py``: entries are registered with a decorator, looked up
+by lowercase name, listed with fnmatch wildcards, and third-party packages can add
+entries through a Python entry-point group without being imported by hand.
+
+Example:
+    >>> from cnnbench.registry import Registry
+    >>> shapes = Registry("shape", entry_point_group=None)
+    >>> @shapes.register
+    ... def square(side: int = 2) -> int:
+    ...     return side * side
+    >>> shapes.create("square", side=3)
+    9
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any, TypeVar, overload
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Registry:
+    """Maps lowercase names to classes or builder functions.
+
+    Args:
+        kind: What the entries are ("model", "data module"); used in error messages.
+        entry_point_group: Entry-point group scanned once, lazily, for plugins.
+    """
+
+    def __init__(self, kind: str, entry_point_group: str | None) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._entries: dict[str, Callable[..., Any]] = {}
+        self._plugins_loaded = entry_point_group is None
+
+    @overload
+    def register(self, fn: F) -> F: ...
+
+    @overload
+    def register(self, fn: str | None = None) -> Callable[[F], F]: ...
+
+    def register(self, fn: F | str | None = None) -> F | Callable[[F], F]:
+        """Register ``fn`` under its own (lowercased) name, or under an explicit name.
+
+        Usable bare (``@register``) or with a name (``@register("lenet5")``).
+
+        Raises:
+            ValueError: If the name is already registered.
+        """
+        if callable(fn):
+            return self._add(fn.__name__, fn)
+
+        def decorator(inner: F) -> F:
+            return self._add(fn if isinstance(fn, str) else inner.__name__, inner)
+
+        return decorator
+
+    def _add(self, name: str, fn: F) -> F:
+        key = name.lower()
+        if key in self._entries and self._entries[key] is not fn:
+            raise ValueError(f"{self.kind} {key!r} is already registered (by {self._entries[key]!r})")
+        self._entries[key] = fn
+        return fn
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in entry_points(group=self.entry_point_group or ""):
+            obj = ep.load()  # importing the plugin module runs its @register decorators
+            if callable(obj) and ep.name.lower() not in self._entries:
+                self._add(ep.name, obj)
+
+    def get(self, name: str) -> Callable[..., Any]:
+        """Return the class or builder registered as ``name``.
+
+        Raises:
+            ValueError: For an unknown name, listing the closest registered names.
+        """
+        self._load_plugins()
+        key = name.lower()
+        if key not in self._entries:
+            raise ValueError(self.unknown_message(name))
+        return self._entries[key]
+
+    def unknown_message(self, name: str) -> str:
+        """The error text for an unknown name: close matches, then the full list."""
+        self._load_plugins()
+        names = sorted(self._entries)
+        close = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        return f"Unknown {self.kind} {name!r}.{hint} Registered: {', '.join(names)}."
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        """Build entry ``name``; keyword arguments that are ``None`` are dropped."""
+        return self.get(name)(**{k: v for k, v in kwargs.items() if v is not None})
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Sorted registered names matching an fnmatch ``pattern``."""
+        self._load_plugins()
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern.lower()))
+
+    def name_of(self, obj: object) -> str | None:
+        """The registered name of a class (or an instance of it), if any."""
+        target = obj if isinstance(obj, type) else type(obj)
+        for key, value in self._entries.items():
+            if value is target:
+                return key
+        return None
+
+    def __contains__(self, name: object) -> bool:
+        self._load_plugins()
+        return isinstance(name, str) and name.lower() in self._entries
