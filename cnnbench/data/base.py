@@ -1,0 +1,235 @@
+"""The LightningDataModule shared by every data set.
+
+A subclass says where its files are, how to check and download them, and how to read a
+split into one uint8 tensor; this class does the rest: the seeded train/val split,
+loaders (fast in-memory tensors, or torchvision's per-sample pipeline), and batch-level
+augmentation and normalization on the training device.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cnnbench.data.augment import BatchAugment
+from cnnbench.data.files import DataError, default_root, network_timeout
+from cnnbench.data.loader import TensorBatchLoader
+from cnnbench.models.layers import check_choice
+
+LOADERS = ("tensor", "torchvision")
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Base class: splits, loaders and batch transforms.
+
+    Args:
+        root: Data folder; defaults to ``$CNNBENCH_DATA_DIR`` or a per-user cache folder.
+        batch_size: Training batch size per process.
+        eval_batch_size: Validation/test batch size (default: 2 × ``batch_size``).
+        val_size: Validation images taken from the training set: a count or a fraction.
+        seed: Seed of the train/val split, the shuffling and the augmentation.
+        augment: Preset name: ``none``, ``standard`` or ``strong``.
+        loader: ``tensor`` (data held as tensors, batch augmentation) or ``torchvision``
+            (per-sample ``transforms.v2`` in DataLoader workers).
+        num_workers: Worker processes of the ``torchvision`` loader.
+        download: Download missing files in ``prepare_data`` (never when False).
+        verify: Check file MD5s.
+        on_device: Keep the tensors on the training GPU (``auto``: when training on one).
+    """
+
+    #: registry name, set by ``register_data``
+    name: ClassVar[str] = ""
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    default_val_size: ClassVar[int | float] = 5000
+    augment_presets: ClassVar[dict[str, BatchAugment]] = {"none": BatchAugment()}
+
+    def __init__(
+        self,
+        root: str | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        val_size: int | float | None = None,
+        seed: int = 0,
+        augment: str = "standard",
+        loader: str = "tensor",
+        num_workers: int = 2,
+        download: bool = True,
+        verify: bool = True,
+        on_device: str | bool = "auto",
+    ) -> None:
+        super().__init__()
+        check_choice(augment, self.augment_presets, "augment preset")
+        check_choice(loader, LOADERS, "loader")
+        for label, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size or 1)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        val_size = self.default_val_size if val_size is None else val_size
+        if val_size < 0 or (isinstance(val_size, float) and val_size >= 1):
+            raise ValueError(f"val_size must be a count >= 0 or a fraction in [0, 1), got {val_size!r}")
+        self.save_hyperparameters()
+        self.root = default_root(root)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or 2 * batch_size
+        self.val_size, self.seed, self.loader, self.num_workers = val_size, seed, loader, num_workers
+        self.download, self.verify, self.on_device = download, verify, on_device
+        self.augmentation = self.augment_presets[augment]
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._norm: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # ------------------------------------------------------------------ subclass API
+    @property
+    @abstractmethod
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the tensors the model receives."""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise :class:`DataError` unless every file is present (and intact if ``verify``)."""
+
+    def fetch(self) -> None:
+        """Download the files (torchvision's mirrors and checksums)."""
+        raise DataError(f"{type(self).__name__} cannot download; copy the files to {self.root}")
+
+    @abstractmethod
+    def read_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The official train or test split: uint8 images (N, C, H, W), int64 labels."""
+
+    @abstractmethod
+    def torchvision_dataset(self, train: bool, transform: Any) -> Dataset[Any]:
+        """The same split as a torchvision dataset, for ``loader="torchvision"``."""
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def prepare_data(self) -> None:
+        """Check the files; download what is missing when ``download`` is on (rank 0 only)."""
+        try:
+            self.check()
+            return
+        except DataError:
+            if not self.download:
+                raise
+        try:
+            with network_timeout():
+                self.fetch()
+        except DataError:
+            raise
+        except Exception as err:  # any network/IO failure: say what and where, not how deep
+            raise DataError(
+                f"{type(self).__name__}: download into {self.root} failed ({type(err).__name__}: {err}).\n"
+                f"Fix: run on a machine with internet access, or copy the files there and use download=False."
+            ) from None
+        self.check()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        self.check()
+        images, labels = self.read_split(train=True)
+        n_val = int(round(self.val_size * len(labels))) if isinstance(self.val_size, float) else int(self.val_size)
+        if n_val >= len(labels):
+            raise ValueError(f"val_size={self.val_size} leaves no training images (the training set has {len(labels)})")
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
+        val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
+        self.split_indices = {"train": train_idx, "val": val_idx}
+        self.splits["train"] = (images[train_idx], labels[train_idx])
+        self.splits["val"] = (images[val_idx], labels[val_idx])
+        self.splits["test"] = self.read_split(train=False)
+        self.after_setup()
+        device = self._target_device()
+        if device is not None:
+            self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
+
+    def after_setup(self) -> None:
+        """Hook for subclasses that derive statistics from the training split."""
+
+    def pre_transforms(self) -> list[Any]:
+        """Per-sample geometry (pad, resize) the ``torchvision`` loader applies first."""
+        return []
+
+    def _target_device(self) -> torch.device | None:
+        if self.loader != "tensor" or self.on_device is False or self.trainer is None:
+            return None
+        device = self.trainer.strategy.root_device
+        return device if device.type == "cuda" else None
+
+    def _tensor_loader(self, split: str, train: bool) -> TensorBatchLoader:
+        x, y = self.splits[split]
+        trainer = self.trainer
+        epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
+        position_fn = (lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else None
+        return TensorBatchLoader(
+            x, y, self.batch_size if train else self.eval_batch_size, shuffle=train, drop_last=train,
+            seed=self.seed, with_seed=train, epoch_fn=epoch_fn if train else None,
+            position_fn=position_fn if train else None,
+        )  # fmt: skip
+
+    def _torchvision_loader(self, split: str, train: bool) -> DataLoader[Any]:
+        from cnnbench.data.classic import classic_transform, subset
+
+        transform = classic_transform(self, train)
+        dataset = subset(self.torchvision_dataset(split != "test", transform), self.split_indices.get(split))
+        on_gpu = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        return DataLoader(
+            dataset, self.batch_size if train else self.eval_batch_size, shuffle=train, drop_last=train,
+            num_workers=self.num_workers, persistent_workers=self.num_workers > 0, pin_memory=on_gpu,
+            generator=torch.Generator().manual_seed(self.seed),
+        )  # fmt: skip
+
+    def _loader(self, split: str, train: bool = False) -> Any:
+        self.setup()
+        if self.loader == "tensor":
+            return self._tensor_loader(split, train)
+        return self._torchvision_loader(split, train)
+
+    def train_dataloader(self) -> Any:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> Any:
+        self.setup()
+        return self._loader("val") if len(self.splits["val"][1]) else []
+
+    def test_dataloader(self) -> Any:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> Any:
+        return self._loader("test")
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8-range pixels → ``(x/255 - mean) / std``, as one fused multiply-subtract."""
+        if x.device not in self._norm:
+            std = torch.tensor(self.std, device=x.device)[:, None, None]
+            mean = torch.tensor(self.mean, device=x.device)[:, None, None]
+            self._norm[x.device] = (1.0 / (255.0 * std), mean / std)
+        scale, shift = self._norm[x.device]
+        return x * scale - shift
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment (training batches carry a seed) and normalize uint8 batches on device."""
+        if not isinstance(batch, list | tuple) or batch[0].dtype != torch.uint8:
+            return batch  # the torchvision path already normalized per sample
+        x = batch[0].float()
+        if len(batch) == 3:
+            x = self.augmentation(x, seed=batch[2])
+        return self.normalize(x), batch[1]
+
+    def state_dict(self) -> dict[str, Any]:
+        # saved in checkpoints: what `predict` needs to preprocess images like training did
+        return {
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "classes": list(self.classes),
+            "image_shape": list(self.image_shape),
+        }
+
+    def describe(self) -> str:
+        sizes = {k: len(v[1]) for k, v in self.splits.items()}
+        return f"{type(self).__name__}(root={os.fspath(self.root)!r}, sizes={sizes})"
