@@ -93,7 +93,7 @@ def write_fake_cifar(root: Path, per_batch: int = 40) -> dict[str, str]:
             pickle.dump({"batch_label": name, "labels": labels, "data": data, "filenames": []}, fh)
         md5s[name] = hashlib.md5((folder / name).read_bytes()).hexdigest()
     with (folder / "batches.meta").open("wb") as fh:
-        pickle.dump({"label_names": ["c%d" % i for i in range(10)]}, fh)
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
     md5s["batches.meta"] = hashlib.md5((folder / "batches.meta").read_bytes()).hexdigest()
     return md5s
 

@@ -134,7 +134,7 @@ class ImageDataModule(L.LightningDataModule):
             return
         self.check()
         images, labels = self.read_split(train=True)
-        n_val = int(round(self.val_size * len(labels))) if isinstance(self.val_size, float) else int(self.val_size)
+        n_val = round(self.val_size * len(labels)) if isinstance(self.val_size, float) else int(self.val_size)
         if n_val >= len(labels):
             raise ValueError(f"val_size={self.val_size} leaves no training images (the training set has {len(labels)})")
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
@@ -165,7 +165,7 @@ class ImageDataModule(L.LightningDataModule):
         x, y = self.splits[split]
         trainer = self.trainer
         epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
-        position_fn = (lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else None
+        position_fn = (lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else None  # type: ignore[attr-defined]
         return TensorBatchLoader(
             x, y, self.batch_size if train else self.eval_batch_size, shuffle=train, drop_last=train,
             seed=self.seed, with_seed=train, epoch_fn=epoch_fn if train else None,

@@ -37,10 +37,10 @@ def decode(path: Path, channels: int, size: tuple[int, int] | None) -> np.ndarra
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
+        with Image.open(path) as raw:
+            img = raw.convert("L" if channels == 1 else "RGB")
             if size is not None and img.size != (size[1], size[0]):
-                img = img.resize((size[1], size[0]), Image.BILINEAR)
+                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
     except Exception as err:
         raise DataError(f"{path}: cannot be read as an image ({type(err).__name__}: {err})") from None
