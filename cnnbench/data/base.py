@@ -43,7 +43,7 @@ class ImageDataModule(L.LightningDataModule):
     """
 
     #: registry name, set by ``register_data``
-    name: ClassVar[str] = ""
+    name: str | None = None
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
