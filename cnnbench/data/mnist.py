@@ -129,6 +129,10 @@ class MNISTDataModule(ImageDataModule):
     def torchvision_dataset(self, train: bool, transform: Any) -> Dataset[Any]:
         return self._tv_class()(self.root, train=train, transform=transform, download=False)  # type: ignore[no-any-return]
 
+    def state_dict(self) -> dict[str, Any]:
+        # predict scales new digits to the 28×28 field, then pads like the training data
+        return {**super().state_dict(), "source_size": 28}
+
 
 @register_data("fashion_mnist")
 class FashionMNISTDataModule(MNISTDataModule):

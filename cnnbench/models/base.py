@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, ClassVar
 
 import lightning as L
@@ -99,6 +100,22 @@ class ImageClassifier(L.LightningModule):
     def example_input(self, batch_size: int = 2) -> torch.Tensor:
         """A random batch of the shape the model expects (for summaries and tests)."""
         return torch.randn(batch_size, *self.input_shape)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store what rebuilding needs without other flags: registry names, seed, data stats."""
+        from cnnbench import __version__
+        from cnnbench.models.registry import MODELS
+
+        info: dict[str, Any] = {
+            "model": MODELS.name_of(self),
+            "version": __version__,
+            "seed": os.environ.get("PL_GLOBAL_SEED"),
+        }
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None:
+            info["data"] = getattr(datamodule, "name", None)
+            info["data_state"] = datamodule.state_dict()
+        checkpoint["cnnbench"] = info
 
     # ------------------------------------------------------------------ training
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,7 @@
+"""``python -m cnnbench`` is the ``cnnbench`` command."""
+
+import sys
+
+from cnnbench.cli import main
+
+sys.exit(main())

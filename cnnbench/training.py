@@ -1,0 +1,271 @@
+"""What every cnnbench fit gets on top of a plain ``Trainer``: callbacks that keep results
+safe (atomic, finite checkpoints; a checkpoint on any interruption; RNG state for exact
+resume; divergence detection), throughput in the progress bar, and loggers (CSV always,
+W&B on request, offline when no credentials are configured).
+
+Example:
+    >>> import lightning as L
+    >>> trainer = L.Trainer(**trainer_extras("runs", "lenet5"), max_steps=1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+from cnnbench.checkpoint import AtomicCheckpointIO
+from cnnbench.models.base import DivergedError
+
+
+def weights_finite(module: torch.nn.Module) -> bool:
+    """True when every parameter is finite (one device sync)."""
+    flags = [torch.isfinite(p).all() for p in module.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+class SafeModelCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that never writes non-finite weights over a good checkpoint, and
+    that also saves ``last`` when a fit ends between validations (``max_steps``, ``max_time``)."""
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if not weights_finite(trainer.lightning_module):
+            return
+        super()._save_checkpoint(trainer, filepath)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.save_last and not trainer.fast_dev_run and trainer.global_step != self._last_global_step_saved:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class InterruptCheckpoint(Callback):
+    """On any exception (SIGTERM, Ctrl-C, a crash) save ``last.ckpt`` so ``--ckpt_path last``
+    continues from the exact step; skipped after divergence or with non-finite weights."""
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        for logger in trainer.loggers:  # keep the metrics logged so far
+            logger.save()
+        ckpt = trainer.checkpoint_callback
+        if (
+            isinstance(exception, DivergedError)
+            or not isinstance(ckpt, ModelCheckpoint)
+            or ckpt.dirpath is None
+            or not trainer.state.fn == "fit"
+            or not weights_finite(pl_module)
+        ):
+            return
+        path = os.path.join(ckpt.dirpath, ckpt.CHECKPOINT_NAME_LAST + ckpt.FILE_EXTENSION)
+        ckpt.last_model_path = path
+        trainer.save_checkpoint(path)
+
+
+class RNGState(Callback):
+    """Store and restore the Python, NumPy and torch (CPU and CUDA) RNG states, so that a
+    resumed run draws the same dropout masks as an uninterrupted one."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        # only types that torch.load(weights_only=True) accepts
+        version, internal, gauss = random.getstate()
+        name, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+        checkpoint["rng_states"] = {
+            "python": [version, list(internal), gauss],
+            "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss, cached],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        version, internal, gauss = states["python"]
+        random.setstate((version, tuple(internal), gauss))
+        name, keys, pos, has_gauss, cached = states["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class DivergenceGuard(Callback):
+    """Stop training with :class:`DivergedError` as soon as the loss is NaN or infinite."""
+
+    def __init__(self, check_every_n_steps: int = 1) -> None:
+        self.every = max(1, check_every_n_steps)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx % self.every:
+            return
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss).all():
+            raise DivergedError(
+                f"training loss became {loss.item()} at step {trainer.global_step} (epoch {trainer.current_epoch})"
+            )
+
+
+class Throughput(Callback):
+    """Training images/second in the progress bar (``train/img_s``), over ``window`` steps."""
+
+    def __init__(self, window: int = 20) -> None:
+        self.window, self._start, self._images = window, 0.0, 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start, self._images = time.perf_counter(), 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._images += len(batch[1])
+        if (batch_idx + 1) % self.window == 0:
+            now = time.perf_counter()
+            pl_module.log("train/img_s", self._images / max(now - self._start, 1e-9), prog_bar=True, on_epoch=False)
+            self._start, self._images = now, 0
+
+
+class _AppendingWriter(ExperimentWriter):
+    """CSV writer that keeps an existing ``metrics.csv`` (Lightning's deletes it)."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as fh:
+                self.metrics_keys = sorted(csv.DictReader(fh).fieldnames or [])
+
+
+class ResumableCSVLogger(CSVLogger):
+    """``CSVLogger`` that continues the metrics file of a resumed run.
+
+    Rows of steps the resumed run will redo are dropped (see :meth:`truncate_from`), so
+    the file ends with the same step sequence as an uninterrupted run.
+    """
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+    def truncate_from(self, step: int) -> None:
+        """Drop step-level rows with ``step >= step`` and epoch-level rows after it."""
+        path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+        if not path.is_file():
+            return
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            fields, rows = reader.fieldnames or [], list(reader)
+
+        def redone(row: dict[str, str]) -> bool:
+            s = int(float(row["step"]))
+            return s > step or (s == step and bool(row.get("train/loss")))
+
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(r for r in rows if not redone(r))
+
+
+class ResumeLogs(Callback):
+    """When a fit resumes from a checkpoint, cut the CSV log back to the restored step."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.ckpt_path and trainer.is_global_zero:
+            for logger in trainer.loggers:
+                if isinstance(logger, ResumableCSVLogger):
+                    logger.truncate_from(trainer.fit_loop.epoch_loop._batches_that_stepped)
+
+
+@dataclass
+class WandbSettings:
+    """Weights & Biases options.
+
+    Args:
+        project: W&B project.
+        entity: Team or user (default: the account's).
+        group: Run group (the bench runner uses the grid name).
+        name: Run name.
+        tags: Run tags.
+        mode: ``auto`` (online with credentials, else offline), ``online`` or ``offline``.
+        init_timeout: Seconds to wait for the W&B server before falling back to offline.
+    """
+
+    project: str = "cnnbench"
+    entity: str | None = None
+    group: str | None = None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    mode: str = "auto"
+    init_timeout: float = 30.0
+
+
+def wandb_credentials_configured() -> bool:
+    """An API key in the environment or in ``~/.netrc`` for the W&B host."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    import netrc
+
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def make_wandb_logger(settings: WandbSettings, save_dir: str, config: dict[str, Any] | None = None) -> Logger:
+    """A ``WandbLogger`` that runs offline when no credentials are configured (or the
+    server cannot be reached), so training never waits on the network."""
+    from cnnbench.wandb_logger import OfflineFallbackWandbLogger
+
+    mode = settings.mode
+    if mode == "auto":
+        mode = os.environ.get("WANDB_MODE") or ("online" if wandb_credentials_configured() else "offline")
+    return OfflineFallbackWandbLogger(
+        project=settings.project, entity=settings.entity, group=settings.group, name=settings.name,
+        tags=list(settings.tags) or None, save_dir=save_dir, offline=mode in ("offline", "dryrun"),
+        init_timeout=settings.init_timeout, config=config or {},
+    )  # fmt: skip
+
+
+def trainer_extras(
+    run_dir: str,
+    name: str,
+    version: int | str | None = None,
+    wandb: WandbSettings | None = None,
+    config: dict[str, Any] | None = None,
+    monitor: str = "val/acc",
+    progress_bar: bool = True,
+) -> dict[str, Any]:
+    """Trainer keyword arguments: loggers, callbacks and the atomic checkpoint plugin."""
+    csv_logger = ResumableCSVLogger(save_dir=run_dir, name=name, version=version)
+    loggers: list[Logger] = [csv_logger]
+    if wandb is not None:
+        loggers.append(make_wandb_logger(wandb, save_dir=csv_logger.log_dir, config=config))
+    callbacks: list[Callback] = [
+        SafeModelCheckpoint(
+            dirpath=os.path.join(csv_logger.log_dir, "checkpoints"), filename="best-{epoch}-{step}",
+            monitor=monitor, mode="max", save_last=True, enable_version_counter=False,
+        ),
+        InterruptCheckpoint(), RNGState(), DivergenceGuard(), Throughput(), ResumeLogs(),
+    ]  # fmt: skip
+    if progress_bar:
+        callbacks.append(RichProgressBar())
+    return {"logger": loggers, "callbacks": callbacks, "plugins": [AtomicCheckpointIO()]}
+
+
+def next_version(run_dir: str, name: str) -> int:
+    """The next free ``version_N`` under ``run_dir/name``."""
+    folder = Path(run_dir) / name
+    taken = [int(p.name.split("_")[1]) for p in folder.glob("version_*") if p.name.split("_")[1].isdigit()]
+    return max(taken, default=-1) + 1
