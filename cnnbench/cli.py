@@ -105,11 +105,11 @@ def _set_option(args: list[str], name: str, value: str) -> None:
         args[i] = f"{name}={value}"
 
 
-def _class_path(cls: type) -> str:
+def _class_path(cls: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _resolve_name(value: str, registry: Any) -> tuple[str | None, type | None]:
+def _resolve_name(value: str, registry: Any) -> tuple[str | None, Any]:
     """(registry name, class) for a registry name, a class path or a class name.
 
     Unknown registry names raise a ValueError listing the close matches; a class path or
@@ -156,13 +156,13 @@ def prepare_argv(args: list[str]) -> tuple[list[str], dict[str, Any]]:
     from cnnbench.models import MODELS
 
     args = list(args)
-    sub, context = args[0], {}
+    context: dict[str, Any] = {}
     _, run_dir = _option(args, "--trainer.default_root_dir")
     context["run_dir"] = run_dir or "runs"
     _, model = _option(args, "--model")
     _, data = _option(args, "--data")
 
-    i, ckpt = _option(args, "--ckpt_path")
+    _, ckpt = _option(args, "--ckpt_path")
     if ckpt is not None:
         if ckpt == "last":
             ckpt = str(find_last_checkpoint(context["run_dir"], model if model in MODELS else None))
@@ -266,6 +266,9 @@ def _build_cli_class() -> Any:
             )  # fmt: skip
             user_callbacks = list(self._get(self.config_init, "trainer", default={}).get("callbacks") or [])
             extras["callbacks"] = [*user_callbacks, *extras["callbacks"]]
+            for logger in extras["logger"]:
+                if hasattr(logger, "keep_open"):  # one W&B run for fit and the test after it
+                    logger.keep_open = bool(cfg.get("test_after_fit"))
             return super().instantiate_trainer(**extras, **kwargs)
 
         def after_fit(self) -> None:
@@ -282,7 +285,7 @@ def _build_cli_class() -> Any:
                 wandb_loggers = [lg for lg in trainer.loggers if hasattr(lg, "keep_open")]
                 trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
                 for lg in wandb_loggers:
-                    lg.finish()
+                    lg.finish()  # type: ignore[attr-defined]
 
     return CnnbenchCLI
 
@@ -356,8 +359,8 @@ def _split_dotted(args: list[str], allowed: tuple[str, ...]) -> dict[str, Any]:
         arg = args[i]
         if not arg.startswith("--"):
             raise ValueError(f"unexpected argument {arg!r}")
-        key, value = (arg[2:].split("=", 1) + [None])[:2] if "=" in arg else (arg[2:], None)
-        if value is None:
+        key, _, value = arg[2:].partition("=")
+        if "=" not in arg:
             if i + 1 >= len(args):
                 raise ValueError(f"{arg} needs a value")
             value, i = args[i + 1], i + 1

@@ -46,7 +46,8 @@ def load_image(path: Path, data_state: dict[str, Any], convert: bool) -> torch.T
     if not path.is_file():
         raise ImageInputError("no such file")
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as opened:
+            img: Image.Image = opened
             if img.width * img.height > MAX_PIXELS:
                 raise ImageInputError(f"image is too large ({img.width}×{img.height} > {MAX_PIXELS:,} pixels)")
             has = 1 if img.mode in ("L", "1", "I", "I;16", "F", "LA") else 3

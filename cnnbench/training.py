@@ -45,7 +45,11 @@ class SafeModelCheckpoint(ModelCheckpoint):
         super()._save_checkpoint(trainer, filepath)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.save_last and not trainer.fast_dev_run and trainer.global_step != self._last_global_step_saved:
+        if (
+            self.save_last
+            and not getattr(trainer, "fast_dev_run", False)
+            and trainer.global_step != self._last_global_step_saved
+        ):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
@@ -61,7 +65,7 @@ class InterruptCheckpoint(Callback):
             isinstance(exception, DivergedError)
             or not isinstance(ckpt, ModelCheckpoint)
             or ckpt.dirpath is None
-            or not trainer.state.fn == "fit"
+            or trainer.state.fn != "fit"
             or not weights_finite(pl_module)
         ):
             return
@@ -152,7 +156,7 @@ class ResumableCSVLogger(CSVLogger):
     """
 
     @property
-    def experiment(self) -> ExperimentWriter:
+    def experiment(self) -> Any:
         if self._experiment is None:
             os.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
