@@ -121,22 +121,36 @@ class DivergenceGuard(Callback):
 
 
 class Throughput(Callback):
-    """Training images/second in the progress bar (``train/img_s``), over ``window`` steps."""
+    """Training images/second in the progress bar (``train/img_s``, over ``window`` steps)
+    and in total (``total_images / total_time``), timed from one training-batch end to the
+    next so that validation and the first batch of each epoch are not counted."""
 
     def __init__(self, window: int = 20) -> None:
-        self.window, self._start, self._images = window, 0.0, 0
+        self.window = window
+        self.total_images, self.total_time = 0, 0.0
+        self._last: float | None = None
+        self._window_images, self._window_time = 0, 0.0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start, self._images = time.perf_counter(), 0
+        self._last = None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last = None
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self._images += len(batch[1])
-        if (batch_idx + 1) % self.window == 0:
-            now = time.perf_counter()
-            pl_module.log("train/img_s", self._images / max(now - self._start, 1e-9), prog_bar=True, on_epoch=False)
-            self._start, self._images = now, 0
+        now = time.perf_counter()
+        if self._last is not None:
+            n = len(batch[1])
+            self.total_images += n
+            self.total_time += now - self._last
+            self._window_images += n
+            self._window_time += now - self._last
+            if self._window_images >= self.window * n:
+                pl_module.log("train/img_s", self._window_images / self._window_time, prog_bar=True, on_epoch=False)
+                self._window_images, self._window_time = 0, 0.0
+        self._last = now
 
 
 class _AppendingWriter(ExperimentWriter):

@@ -1,0 +1,123 @@
+"""``cnnbench bench`` and ``cnnbench report``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnbench.bench.grid import GridSpec, expand, parse_shard
+
+
+def sweep_config(spec: GridSpec, grid_path: str, out: str) -> dict[str, Any]:
+    """The W&B sweep (method ``grid``) whose agents each run one cell through ``cnnbench bench``."""
+    params: dict[str, Any] = {
+        "model": {"values": [m.label for m in spec.models]}, "pool": {"values": spec.pool},
+        "padding": {"values": [str(p) for p in spec.padding]}, "padding_mode": {"values": spec.padding_mode},
+        "precision": {"values": spec.precision}, "devices": {"values": spec.devices}, "seed": {"values": spec.seeds},
+    }  # fmt: skip
+    return {
+        "name": spec.name, "method": "grid", "program": "cnnbench", "parameters": params,
+        "command": ["${env}", "cnnbench", "bench", grid_path, "--out", out, "${args}"],
+    }  # fmt: skip
+
+
+def bench_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="cnnbench bench", description="Run a pooling × padding ablation grid.")
+    parser.add_argument("grid", help="grid YAML file")
+    parser.add_argument("--out", required=False, help="output folder (default: results/<grid name>)")
+    parser.add_argument("--workers", type=int, default=1, help="runs at once, each in its own process")
+    parser.add_argument("--shard", default="0/1", help="run only slice i of n (i/n), e.g. for a SLURM job array")
+    parser.add_argument("--retry-failed", action="store_true", help="run again the runs that failed")
+    parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
+    parser.add_argument("--keep-checkpoints", action="store_true", help="keep every run's checkpoints")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds before a run is killed (failed)")
+    parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    parser.add_argument("--emit-wandb-sweep", action="store_true", help="write the W&B sweep config and exit")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs of this shard and exit")
+    for axis in ("model", "pool", "padding", "padding_mode", "precision", "devices", "seed"):
+        parser.add_argument(f"--{axis}", default=None, help=f"run only cells with this {axis} (W&B sweep agents)")
+    args = parser.parse_args(argv)
+
+    spec = GridSpec.load(args.grid)
+    out = Path(args.out or Path("results") / spec.name)
+    index, count = parse_shard(args.shard)
+    if args.emit_wandb_sweep:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "sweep.yaml"
+        path.write_text(yaml.safe_dump(sweep_config(spec, args.grid, str(out)), sort_keys=False))
+        print(f"wrote {path}; start it with: wandb sweep {path} && wandb agent <sweep id>")
+        return 0
+    only = {
+        k: v
+        for k in ("model", "pool", "padding", "padding_mode", "precision", "devices", "seed")
+        if (v := getattr(args, k)) is not None
+    }
+    if args.dry_run:
+        from cnnbench.bench.grid import shard
+
+        for cell in shard(expand(spec), index, count):
+            print(cell.run_id)
+        return 0
+    from cnnbench.bench.report import write_report
+    from cnnbench.bench.runner import run_grid
+
+    outcome = run_grid(
+        spec, out, workers=args.workers, shard_index=index, shard_count=count, retry_failed=args.retry_failed,
+        wandb=not args.no_wandb, keep_checkpoints=args.keep_checkpoints, timeout=args.timeout, only=only or None,
+    )  # fmt: skip
+    counts: dict[str, int] = {}
+    for status in outcome.statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    print(
+        f"{spec.name}: {len(outcome.ran)} ran, {len(outcome.skipped)} already done; "
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    )
+    if not args.no_report:
+        paths = write_report(out, spec.name)
+        print(f"report: {paths['report']}")
+        if not args.no_wandb:
+            _log_grid_table(spec, out)
+    return 1 if outcome.failed else 0
+
+
+def _log_grid_table(spec: GridSpec, out: Path) -> None:
+    """One W&B run per grid holding the table of all results (offline without credentials)."""
+    import csv
+
+    from cnnbench.training import wandb_credentials_configured
+
+    try:
+        import wandb
+    except ImportError:
+        return
+    with (out / "results.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return
+    mode = "online" if wandb_credentials_configured() else "offline"
+    run = wandb.init(project="cnnbench", group=spec.name, name=f"{spec.name}-results", job_type="report", dir=str(out), mode=mode,
+                     settings=wandb.Settings(init_timeout=30, silent=True))  # fmt: skip
+    columns = list(rows[0])
+    run.log({"results": wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])})
+    run.finish()
+
+
+def report_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="cnnbench report", description="Summarise a grid's results folder.")
+    parser.add_argument("out", help="the folder given to `cnnbench bench --out`")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+    from cnnbench.bench.report import write_report
+
+    paths = write_report(args.out, plots=not args.no_plots)
+    for kind, path in paths.items():
+        print(f"{kind:>10}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(bench_main(sys.argv[1:]))

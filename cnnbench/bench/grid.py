@@ -1,0 +1,229 @@
+"""Ablation grids: a validated YAML spec, expanded into cells, split into shards.
+
+Example:
+    >>> spec = GridSpec.from_dict({"name": "demo", "data": {"name": "mnist"}, "models": ["lenet5"],
+    ...                            "pool": ["max", "avg"], "padding": ["valid"], "seeds": [0, 1]})
+    >>> [c.run_id for c in expand(spec)][:2]
+    ['lenet5-max-valid-zeros-32-true-d1-s0', 'lenet5-max-valid-zeros-32-true-d1-s1']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PRECISIONS = ("32-true", "32", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "transformer-engine")
+TOP_KEYS = (
+    "name",
+    "description",
+    "data",
+    "models",
+    "pool",
+    "padding",
+    "padding_mode",
+    "precision",
+    "devices",
+    "seeds",
+    "trainer",
+    "robustness",
+)
+ROBUSTNESS_KEYS = ("shifts", "fill", "border", "max_images")
+
+
+class GridError(ValueError):
+    """A grid file that cannot be run, with the file and key named."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        if not self.args:
+            return self.name
+        digest = hashlib.sha1(json.dumps(self.args, sort_keys=True).encode(), usedforsecurity=False).hexdigest()[:6]
+        return f"{self.name}~{digest}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a grid: every coordinate fixed, including the seed."""
+
+    model: str
+    model_args: dict[str, Any]
+    model_label: str
+    pool: str
+    padding: str | int
+    padding_mode: str
+    precision: str
+    devices: int
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.model_label}-{self.pool}-{self.padding}-{self.padding_mode}-{self.precision}-d{self.devices}-s{self.seed}"
+
+    @property
+    def group_key(self) -> tuple[Any, ...]:
+        """Coordinates without the seed: runs with the same key are repeats."""
+        return (self.model_label, self.pool, self.padding, self.padding_mode, self.precision, self.devices)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class GridSpec:
+    name: str
+    data: dict[str, Any]
+    models: list[ModelEntry]
+    pool: list[str]
+    padding: list[str | int]
+    padding_mode: list[str] = field(default_factory=lambda: ["zeros"])
+    precision: list[str] = field(default_factory=lambda: ["32-true"])
+    devices: list[int] = field(default_factory=lambda: [1])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    trainer: dict[str, Any] = field(default_factory=dict)
+    robustness: dict[str, Any] = field(default_factory=lambda: {"shifts": [1, 2, 3, 4]})
+    description: str = ""
+    source: str = "<dict>"
+
+    @classmethod
+    def load(cls, path: str | Path) -> GridSpec:
+        """Read and validate a grid YAML file."""
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise GridError(f"{path}: no such grid file") from None
+        except yaml.YAMLError as err:
+            raise GridError(f"{path}: not valid YAML: {err}") from None
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "<dict>") -> GridSpec:
+        """Validate a parsed grid; every error names the file and the key."""
+        from cnnbench.data import DATA
+        from cnnbench.models import MODELS
+        from cnnbench.models.layers import PADDING_MODES, PADDINGS, POOL_KINDS
+
+        def fail(key: str, message: str) -> GridError:
+            return GridError(f"{source}: {key}: {message}")
+
+        if not isinstance(raw, dict):
+            raise GridError(f"{source}: a grid is a mapping of keys ({', '.join(TOP_KEYS)})")
+        unknown = sorted(set(raw) - set(TOP_KEYS))
+        if unknown:
+            raise fail(unknown[0], f"unknown key; valid keys: {', '.join(TOP_KEYS)}")
+        for key in ("name", "data", "models", "pool", "padding"):
+            if key not in raw:
+                raise fail(key, "missing (required)")
+
+        def axis(
+            key: str, default: list[Any], valid: tuple[Any, ...] | None = None, kind: type | None = None
+        ) -> list[Any]:
+            values = raw.get(key, default)
+            values = values if isinstance(values, list) else [values]
+            if not values:
+                raise fail(key, "empty axis: give at least one value")
+            for v in values:
+                if kind is int and (
+                    not isinstance(v, int) or isinstance(v, bool) or v < (1 if key == "devices" else 0)
+                ):
+                    raise fail(
+                        key,
+                        f"{v!r} is not a valid {key[:-1] if key.endswith('s') else key} (an integer{' >= 1' if key == 'devices' else ' >= 0'})",
+                    )
+                if valid is not None and v not in valid and not (key == "padding" and isinstance(v, int) and v >= 0):
+                    raise fail(key, f"unknown value {v!r}; valid: {', '.join(map(str, valid))}")
+            if len(set(map(str, values))) != len(values):
+                raise fail(key, "duplicate values")
+            return values
+
+        data = raw["data"]
+        if isinstance(data, str):
+            data = {"name": data}
+        if not isinstance(data, dict) or "name" not in data:
+            raise fail("data", "give {name: <data module>, ...arguments}")
+        if data["name"] not in DATA:
+            raise fail("data.name", DATA.unknown_message(str(data["name"])))
+        models = []
+        for entry in axis("models", []):
+            item = (
+                ModelEntry(entry)
+                if isinstance(entry, str)
+                else ModelEntry(entry.get("name", ""), dict(entry.get("args") or {}))
+                if isinstance(entry, dict)
+                else None
+            )
+            if item is None or item.name not in MODELS:
+                raise fail("models", MODELS.unknown_message(str(getattr(item, "name", entry))))
+            models.append(item)
+        trainer = raw.get("trainer") or {}
+        import lightning as L
+
+        trainer_params = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+        for key in trainer:
+            if key not in trainer_params:
+                raise fail(f"trainer.{key}", "not a Trainer argument")
+            if key in ("precision", "devices"):
+                raise fail(f"trainer.{key}", f"use the top-level '{key}' axis")
+        robustness = raw.get("robustness") or {}
+        for key in robustness:
+            if key not in ROBUSTNESS_KEYS:
+                raise fail(f"robustness.{key}", f"unknown key; valid: {', '.join(ROBUSTNESS_KEYS)}")
+        if robustness.get("fill", "zero") not in ("zero", "circular"):
+            raise fail("robustness.fill", "valid: zero, circular")
+        shifts = robustness.get("shifts", [1, 2, 3, 4])
+        if not isinstance(shifts, list) or not all(isinstance(s, int) and s > 0 for s in shifts):
+            raise fail("robustness.shifts", "a list of positive integers")
+        if not isinstance(raw["name"], str) or not raw["name"] or "/" in raw["name"]:
+            raise fail("name", "a non-empty name without '/'")
+        return cls(
+            name=raw["name"], data=dict(data), models=models,
+            pool=axis("pool", [], POOL_KINDS), padding=axis("padding", [], (*PADDINGS, "default")),
+            padding_mode=axis("padding_mode", ["zeros"], PADDING_MODES), precision=axis("precision", ["32-true"], PRECISIONS),
+            devices=axis("devices", [1], kind=int), seeds=axis("seeds", [0], kind=int), trainer=dict(trainer),
+            robustness={"shifts": shifts, **robustness}, description=str(raw.get("description", "")), source=source,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["models"] = [{"name": m.name, "args": m.args} for m in self.models]
+        out.pop("source")
+        return out
+
+
+def expand(spec: GridSpec) -> list[Cell]:
+    """Every cell × seed of the grid, in a fixed order (models, pools, paddings, ..., seeds)."""
+    return [
+        Cell(m.name, m.args, m.label, pool, pad, mode, prec, dev, seed)
+        for m, pool, pad, mode, prec, dev, seed in itertools.product(
+            spec.models, spec.pool, spec.padding, spec.padding_mode, spec.precision, spec.devices, spec.seeds
+        )
+    ]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` → (i, n), 0 ≤ i < n."""
+    try:
+        i, n = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise GridError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise GridError(f"--shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """The ``index``-th of ``count`` disjoint slices; together they are exactly ``cells``."""
+    return cells[index::count]
