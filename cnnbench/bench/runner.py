@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -95,10 +96,8 @@ def acquire_lock(path: Path) -> bool:
 
 def _die_with_parent() -> None:
     # children get SIGKILL when the runner dies, so a killed runner leaves no orphans
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def check_feasible(spec: GridSpec, cell: Cell) -> str | None:
@@ -112,6 +111,8 @@ def check_feasible(spec: GridSpec, cell: Cell) -> str | None:
         build({"cell": cell.to_dict(), "grid": grid})
     except GeometryError as err:
         return str(err)
+    except Exception:  # any other problem is the run's to report (as failed), not the runner's
+        return None
     return None
 
 

@@ -283,7 +283,7 @@ def infer_shapes(
                 raise GeometryError(
                     f"{where}.{name} ({type(module).__name__}) gets a {h}×{w} feature map "
                     f"(padded to {h + top + bottom}×{w + left + right}), smaller than its "
-                    f"{span_h}×{span_w} kernel. Use padding='same', a larger input_size, or fewer pools."
+                    f"{span_h}×{span_w} kernel."
                 )
             h = (h + top + bottom - span_h) // win.stride[0] + 1
             w = (w + left + right - span_w) // win.stride[1] + 1
