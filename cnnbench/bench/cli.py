@@ -98,7 +98,7 @@ def _log_grid_table(spec: GridSpec, out: Path) -> None:
         rows = list(csv.DictReader(fh))
     if not rows:
         return
-    mode = "online" if wandb_credentials_configured() else "offline"
+    mode: Any = "online" if wandb_credentials_configured() else "offline"
     run = wandb.init(project="cnnbench", group=spec.name, name=f"{spec.name}-results", job_type="report", dir=str(out), mode=mode,
                      settings=wandb.Settings(init_timeout=30, silent=True))  # fmt: skip
     columns = list(rows[0])

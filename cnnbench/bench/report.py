@@ -119,7 +119,7 @@ def _pct(value: Any) -> str:
 
 
 def render_markdown(name: str, rows: list[dict[str, Any]], cells: list[dict[str, Any]]) -> str:
-    statuses = defaultdict(int)
+    statuses: dict[str, int] = defaultdict(int)
     for r in rows:
         statuses[r["status"]] += 1
     lines = [
@@ -222,11 +222,15 @@ def plot(rows: list[dict[str, Any]], cells: list[dict[str, Any]], out: Path) -> 
         for col, model in enumerate(models):
             mine = [r for r in rows if r["status"] == "ok" and str(r["model_label"]) == model]
             for pool in dict.fromkeys(str(r["pool"]) for r in mine):
-                sel = [r for r in mine if str(r["pool"]) == pool]
+                pool_rows = [r for r in mine if str(r["pool"]) == pool]
                 for row_i, prefix in enumerate(("shift_acc_", "shift_consistency_")):
-                    base = [describe([float(r["test_acc"]) for r in sel]).mean] if prefix == "shift_acc_" else [1.0]
+                    base = (
+                        [describe([float(r["test_acc"]) for r in pool_rows]).mean] if prefix == "shift_acc_" else [1.0]
+                    )
                     ys = base + [
-                        describe([float(r[f"{prefix}{s}"]) for r in sel if r.get(f"{prefix}{s}") is not None]).mean
+                        describe(
+                            [float(r[f"{prefix}{s}"]) for r in pool_rows if r.get(f"{prefix}{s}") is not None]
+                        ).mean
                         for s in shift_cols
                     ]
                     axes[row_i][col].plot([0, *shift_cols], [y * 100 for y in ys], marker="o", label=pool)
