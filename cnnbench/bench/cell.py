@@ -141,8 +141,9 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
         result["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for logger in trainer.loggers:
         if hasattr(logger, "finish") and trainer.is_global_zero:
-            logger.experiment.summary.update(  # type: ignore[attr-defined]{k: v for k, v in result.items() if isinstance(v, int | float | str)})
-            logger.finish((result["status"] == "ok" and "success") or "failed")
+            scalars = {k: v for k, v in result.items() if isinstance(v, int | float | str)}
+            logger.experiment.summary.update(scalars)  # type: ignore[attr-defined]
+            logger.finish("success" if result["status"] == "ok" else "failed")  # type: ignore[attr-defined]
     if not run.get("keep_checkpoints"):
         import shutil
 
