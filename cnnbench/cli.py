@@ -59,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         return _run_lightning(args)
     except KeyboardInterrupt:
         return 130
+    except SystemExit as stop:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(stop, SIGTERMException):
+            print("cnnbench: stopped by SIGTERM; last.ckpt was saved: continue with --ckpt_path last", file=sys.stderr)
+            return 143
+        raise
     except Exception as err:
         return _report_error(command, err)
 
@@ -256,6 +263,10 @@ def _build_cli_class() -> Any:
                 version = os.environ.get(RUN_VERSION_ENV) or next_version(run_dir, name)
                 os.environ[RUN_VERSION_ENV] = str(version)  # DDP children re-run this CLI: same folder
                 version = int(version)
+            for key in ("max_epochs", "max_steps"):
+                value = cfg.trainer.get(key)
+                if value is not None and (value == 0 or value < -1):
+                    raise ValueError(f"--trainer.{key} must be a positive integer (or -1 for no limit), got {value}")
             if cfg.logger not in ("csv", "wandb"):
                 raise ValueError(f"Unknown logger {cfg.logger!r}; valid: csv, wandb")
             wandb = WandbSettings(**cfg.wandb) if cfg.logger == "wandb" else None
@@ -276,8 +287,9 @@ def _build_cli_class() -> Any:
             ckpt = trainer.checkpoint_callback
             best = getattr(ckpt, "best_model_path", "") or ""
             score = getattr(ckpt, "best_model_score", None)
+            log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
             if trainer.is_global_zero:
-                print(f"\nrun folder:       {trainer.log_dir}")
+                print(f"\nrun folder:       {log_dir}")
                 print(f"best checkpoint:  {best or '(none: no validation)'}")
                 if score is not None:
                     print(f"best val/acc:     {float(score):.4f}")

@@ -55,14 +55,19 @@ class SafeModelCheckpoint(ModelCheckpoint):
 
 class InterruptCheckpoint(Callback):
     """On any exception (SIGTERM, Ctrl-C, a crash) save ``last.ckpt`` so ``--ckpt_path last``
-    continues from the exact step; skipped after divergence or with non-finite weights."""
+    continues from the exact step; skipped after divergence, with non-finite weights, and
+    in multi-process runs for errors of a single rank (the others cannot join the save)."""
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         for logger in trainer.loggers:  # keep the metrics logged so far
             logger.save()
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
         ckpt = trainer.checkpoint_callback
         if (
             isinstance(exception, DivergedError)
+            # saving is a collective under DDP: only possible when every rank stops together
+            or (trainer.world_size > 1 and not isinstance(exception, SIGTERMException))
             or not isinstance(ckpt, ModelCheckpoint)
             or ckpt.dirpath is None
             or trainer.state.fn != "fit"
@@ -71,7 +76,27 @@ class InterruptCheckpoint(Callback):
             return
         path = os.path.join(ckpt.dirpath, ckpt.CHECKPOINT_NAME_LAST + ckpt.FILE_EXTENSION)
         ckpt.last_model_path = path
-        trainer.save_checkpoint(path)
+        self._saving = True
+        try:
+            trainer.save_checkpoint(path)
+        finally:
+            self._saving = False
+
+    _saving = False
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if not self._saving:
+            return
+        # Lightning adds 1 to the logging step on restart unless the checkpoint was taken
+        # after a batch ended; one taken inside a step must store the step one lower so the
+        # resumed run logs each step under the same number as an uninterrupted run
+        total = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]
+        after_batch = total["started"] == total["ready"] == total["processed"] and total["completed"] in (
+            total["processed"],
+            total["processed"] - 1,
+        )
+        if not after_batch:
+            checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"] -= 1
 
 
 class RNGState(Callback):
@@ -195,14 +220,25 @@ class ResumableCSVLogger(CSVLogger):
             writer.writerows(r for r in rows if not redone(r))
 
 
-class ResumeLogs(Callback):
-    """When a fit resumes from a checkpoint, cut the CSV log back to the restored step."""
+class ResumeState(Callback):
+    """Finish restoring a fit resumed from a checkpoint.
+
+    * Data position: Lightning restores stateful loaders only when it builds them after
+      the checkpoint is read; a scheduler sized by ``estimated_stepping_batches`` (OneCycle)
+      builds them earlier, so the saved position is applied here, before the first batch.
+    * Logs: the CSV log is cut back to the restored step so no step appears twice.
+    """
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        fit_loop = trainer.fit_loop
+        pending = getattr(fit_loop, "_combined_loader_states_to_load", None)
+        if trainer.ckpt_path and pending and fit_loop._combined_loader is not None:
+            fit_loop._combined_loader._load_state_dicts(pending)
+            fit_loop._combined_loader_states_to_load = []
         if trainer.ckpt_path and trainer.is_global_zero:
             for logger in trainer.loggers:
                 if isinstance(logger, ResumableCSVLogger):
-                    logger.truncate_from(trainer.fit_loop.epoch_loop._batches_that_stepped)
+                    logger.truncate_from(trainer.global_step)
 
 
 @dataclass
@@ -275,7 +311,7 @@ def trainer_extras(
             dirpath=os.path.join(csv_logger.log_dir, "checkpoints"), filename="best-{epoch}-{step}",
             monitor=monitor, mode="max", save_last=True, enable_version_counter=False,
         ),
-        InterruptCheckpoint(), RNGState(), DivergenceGuard(), Throughput(), ResumeLogs(),
+        InterruptCheckpoint(), RNGState(), DivergenceGuard(), Throughput(), ResumeState(),
     ]  # fmt: skip
     if progress_bar:
         callbacks.append(RichProgressBar())

@@ -34,7 +34,7 @@ def mnist_args(root: Path) -> list[str]:
 
 @pytest.fixture
 def mnist_data(tmp_path: Path) -> Path:
-    from conftest import write_fake_mnist
+    from fakes import write_fake_mnist
 
     root = tmp_path / "data"
     write_fake_mnist(root)

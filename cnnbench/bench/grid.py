@@ -167,6 +167,13 @@ class GridSpec:
             )
             if item is None or item.name not in MODELS:
                 raise fail("models", MODELS.unknown_message(str(getattr(item, "name", entry))))
+            linked = sorted(
+                set(item.args) & {"num_classes", "in_channels", "input_size", "pool", "padding", "padding_mode"}
+            )
+            if linked:
+                raise fail(
+                    f"models.{item.name}.args.{linked[0]}", "set by the data module or a grid axis, not per model"
+                )
             models.append(item)
         trainer = raw.get("trainer") or {}
         import lightning as L
@@ -175,6 +182,10 @@ class GridSpec:
         for key in trainer:
             if key not in trainer_params:
                 raise fail(f"trainer.{key}", "not a Trainer argument")
+            if key in ("max_epochs", "max_steps") and (
+                not isinstance(trainer[key], int) or trainer[key] == 0 or trainer[key] < -1
+            ):
+                raise fail(f"trainer.{key}", f"must be a positive integer (or -1), got {trainer[key]!r}")
             if key in ("precision", "devices"):
                 raise fail(f"trainer.{key}", f"use the top-level '{key}' axis")
         robustness = raw.get("robustness") or {}

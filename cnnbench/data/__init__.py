@@ -8,6 +8,7 @@ from cnnbench.data.imagefolder import ImageFolderDataModule
 from cnnbench.data.loader import TensorBatchLoader
 from cnnbench.data.mnist import FashionMNISTDataModule, MNISTDataModule
 from cnnbench.data.registry import DATA, create_data, list_data, register_data
+from cnnbench.data.synthetic import SyntheticDataModule
 
 __all__ = [
     "DATA",
@@ -19,6 +20,7 @@ __all__ = [
     "ImageDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "SyntheticDataModule",
     "TensorBatchLoader",
     "create_data",
     "list_data",

@@ -117,6 +117,20 @@ class ImageClassifier(L.LightningModule):
             info["data_state"] = datamodule.state_dict()
         checkpoint["cnnbench"] = info
 
+    def on_fit_start(self) -> None:
+        """Refuse data whose images do not match the shape the model was built for."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        shape = getattr(datamodule, "image_shape", None)
+        if shape is not None and tuple(shape) != self.input_shape:
+            raise ValueError(
+                f"{type(self).__name__} was built for {self.input_shape[0]}-channel {self.input_shape[1]}×{self.input_shape[2]} "
+                f"images but the data gives {shape[0]}-channel {shape[1]}×{shape[2]} ones; build it with "
+                f"in_channels={shape[0]}, input_size={shape[1]} (the CLI links these automatically)"
+            )
+        classes = getattr(datamodule, "num_classes", None)
+        if classes is not None and classes > self.hparams["num_classes"]:
+            raise ValueError(f"the data has {classes} classes but the model only {self.hparams['num_classes']} outputs")
+
     # ------------------------------------------------------------------ training
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Training criterion; cross-entropy unless a model overrides it."""

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +27,7 @@ def tiny_grid(root: Path, **changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def fake_root(tmp_path: Path) -> Path:
-    from conftest import write_fake_mnist
+    from fakes import write_fake_mnist
 
     write_fake_mnist(tmp_path / "data", n_train=400, n_test=100)
     return tmp_path / "data"
@@ -93,34 +87,3 @@ def test_cli_bench_dry_run_shard_and_sweep(fake_root: Path, tmp_path: Path, caps
     bad.write_text("name: g\ndata: mnist\nmodels: [lenet5]\npool: [max]\npadding: [valid]\nepochs: 3\n")
     assert main(["bench", str(bad)]) == 2
     assert "bad.yaml: epochs: unknown key" in capsys.readouterr().err
-
-
-def run_bench_process(path: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "cnnbench", "bench", str(path), "--out", str(out), "--no-wandb", "--no-report", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-
-
-def test_sigkill_mid_grid_then_rerun_loses_and_repeats_nothing(fake_root: Path, tmp_path: Path) -> None:
-    path = tmp_path / "g.yaml"
-    path.write_text(yaml.safe_dump(tiny_grid(fake_root, pool=["max", "avg", "min"])))
-    out = tmp_path / "out"
-    proc = run_bench_process(path, out)
-    results = out / "results"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and len(list(results.glob("*.json"))) < 1:
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner and the run it was in the middle of
-    proc.wait()
-    finished = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
-    assert 1 <= len(finished) < 3
-    for p in results.glob("*.json"):
-        json.loads(p.read_text())  # every visible result is complete
-    (results / ".lenet5-min-same-zeros-32-true-d1-s0.json.123.tmp").write_text('{"status": "ok"')  # a half-written file
-    rerun = run_bench_process(path, out)
-    assert rerun.wait(timeout=300) == 0, rerun.stdout.read() if rerun.stdout else ""
-    after = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
-    assert len(after) == 3
-    assert all(after[name] == mtime for name, mtime in finished.items())  # not recomputed
-    assert sorted(r["run_id"] for r in load_results(out)) == sorted(c.run_id for c in expand(GridSpec.load(path)))

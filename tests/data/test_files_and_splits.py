@@ -144,7 +144,7 @@ def test_imagefolder_reads_decodes_once_and_normalizes(imagefolder_root: Path, m
 
 
 def test_imagefolder_greyscale_and_resize(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import write_fake_imagefolder
+    from fakes import write_fake_imagefolder
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = write_fake_imagefolder(tmp_path / "grey", mode="L")

@@ -1,0 +1,116 @@
+"""Fault injectors used by the reliability tests (importable by their subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from cnnbench.models.base import ImageClassifier
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+class SlowSteps(L.Callback):
+    """Sleep after each training step so a signal reliably lands mid-epoch."""
+
+    def __init__(self, seconds: float = 0.05) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        time.sleep(self.seconds)
+        progress = os.environ.get("CNNBENCH_PROGRESS_FILE")
+        if progress:
+            with open(progress, "w") as fh:
+                fh.write(str(trainer.global_step))
+
+
+class FailAtStep(L.Callback):
+    """Raise at the start of global step ``step`` (on ``rank`` only, if given)."""
+
+    def __init__(self, step: int, rank: int | None = None) -> None:
+        self.step, self.rank = step, rank
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step == self.step and (self.rank is None or trainer.global_rank == self.rank):
+            raise RuntimeError(f"injected failure at step {self.step} on rank {trainer.global_rank}")
+
+
+class TinyDropoutNet(ImageClassifier):
+    """A small CNN with dropout, so that exact resume depends on restoring the RNG."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        input_size: int = 32,
+        pool: str = "max",
+        padding: str = "same",
+        padding_mode: str = "zeros",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.features = nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4))
+        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Linear(4 * (input_size // 4) ** 2, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class FailOnRank(TinyDropoutNet):
+    """Raises in its 3rd training step on the rank named by $CNNBENCH_FAIL_RANK."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.global_step == 2 and str(self.global_rank) == os.environ.get("CNNBENCH_FAIL_RANK", "1"):
+            raise RuntimeError(f"injected failure on rank {self.global_rank}")
+        return super().training_step(batch, batch_idx)
+
+
+# ----------------------------------------------------------------------------- subprocess helpers
+def data_args(root: Path, batch: int = 32) -> list[str]:
+    return [
+        "--data.root",
+        str(root),
+        "--data.download=false",
+        "--data.verify=false",
+        "--data.val_size=100",
+        f"--data.batch_size={batch}",
+    ]
+
+
+QUIET = [
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--trainer.log_every_n_steps=1",
+    "--trainer.accelerator=cpu",
+]
+
+
+def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    path = os.pathsep.join([str(TESTS / "netguard"), str(TESTS / "reliability"), os.environ.get("PYTHONPATH", "")])
+    return {
+        **os.environ,
+        "PYTHONPATH": path,
+        "PYTHONUNBUFFERED": "1",
+        "CNNBENCH_NETGUARD_LOG": str(tmp_path / "network.log"),
+        **extra,
+    }
+
+
+def start(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cnnbench", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=child_env(tmp_path, **env), start_new_session=True,
+    )  # fmt: skip
+
+
+def no_network_attempts(tmp_path: Path) -> bool:
+    log = tmp_path / "network.log"
+    return not log.exists() or not log.read_text().strip()
