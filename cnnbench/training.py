@@ -71,6 +71,7 @@ class InterruptCheckpoint(Callback):
             or not isinstance(ckpt, ModelCheckpoint)
             or ckpt.dirpath is None
             or trainer.state.fn != "fit"
+            or trainer.global_step == 0  # nothing trained yet (e.g. bad data in setup)
             or not weights_finite(pl_module)
         ):
             return

@@ -67,6 +67,10 @@ class OfflineFallbackWandbLogger(WandbLogger):
         run_dir = getattr(run, "dir", None)
         run.finish(exit_code=0 if status == "success" else 1)
         self._experiment = None
+        import wandb
+
+        # reset W&B's process-wide settings so the next run reads its mode and server afresh
+        wandb.teardown()
         if self._offline and run_dir:
             print(
                 f"W&B run saved offline; upload it with: wandb sync {run_dir.rsplit('/files', 1)[0]}", file=sys.stderr
