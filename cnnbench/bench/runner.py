@@ -222,16 +222,14 @@ def _launch_cell(
     finally:
         os.unlink(fh.name)
     result = read_result(result_path)
+    tail = log_path.read_text(errors="replace")[-6000:] if log_path.exists() else ""
     if result is None or (result["status"] not in DONE and result["status"] != "failed"):
-        tail = log_path.read_text()[-4000:] if log_path.exists() else ""
-        result = {
-            "run_id": cell.run_id,
-            **cell.to_dict(),
-            "status": "failed",
-            "error": f"run process ended ({code}) without a result",
-            "traceback": tail,
-        }
+        error = f"run process ended ({code}) without a result"
+        result = {"run_id": cell.run_id, **cell.to_dict(), "status": "failed", "error": error, "log_tail": tail}
         write_json_atomic(result_path, result)
+    elif result["status"] == "failed":
+        # the output of every rank: the rank that raised may not be the one that wrote the result
+        write_json_atomic(result_path, {**result, "log_tail": tail})
     return str(result["status"])
 
 

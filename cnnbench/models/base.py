@@ -75,7 +75,6 @@ class ImageClassifier(L.LightningModule):
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
         # collects the init arguments of the whole subclass chain
         self.save_hyperparameters()
-        self.train_acc = MulticlassAccuracy(self.hparams["num_classes"], average="micro")
         self.val_acc = MulticlassAccuracy(self.hparams["num_classes"], average="micro")
         self.test_acc = MulticlassAccuracy(self.hparams["num_classes"], average="micro")
 
@@ -142,28 +141,63 @@ class ImageClassifier(L.LightningModule):
                 f"{type(self).__name__} expects batches of shape (N, {self.input_shape[0]}, H, W); got {tuple(x.shape)}"
             )
 
+    # Per-step work is kept to a few tensor ops. Each `self.log` call costs Lightning about a
+    # millisecond of Python (it re-homes its result object), more than a LeNet step takes,
+    # so the loss is averaged on the device and logged only on the steps Lightning writes
+    # to the loggers (every `log_every_n_steps`): the loggers see the same steps, each with
+    # the mean loss since the last one.
+    def on_train_start(self) -> None:
+        self.on_train_epoch_start()  # a fit resumed mid-epoch starts without the epoch hook
+
+    def on_train_epoch_start(self) -> None:
+        self._train_correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self._train_seen = 0
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._loss_n = 0
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = self.loss(logits, y)
-        self.train_acc(logits.detach(), y)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        with torch.no_grad():
+            self._train_correct += (logits.argmax(-1) == y).sum()
+            self._loss_sum += loss.detach().float()
+        self._train_seen += len(y)
+        self._loss_n += 1
+        every = max(int(getattr(self._trainer, "log_every_n_steps", 1) or 1), 1) if self._trainer else 1
+        if (self.global_step + 1) % every == 0:
+            self.log("train/loss", self._loss_sum / self._loss_n, prog_bar=True)
+            self._loss_sum, self._loss_n = torch.zeros_like(self._loss_sum), 0
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        if getattr(self, "_train_seen", 0):
+            # equal shards per rank: the mean over ranks is the global accuracy
+            self.log("train/acc", self._train_correct.float() / self._train_seen, prog_bar=True, sync_dist=True)
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
         logits = self(x)
-        metric = self.val_acc if stage == "val" else self.test_acc
-        metric(logits, y)
+        (self.val_acc if stage == "val" else self.test_acc).update(logits, y)
         self.log(f"{stage}/loss", self.loss(logits, y), prog_bar=stage == "val", sync_dist=True)
-        self.log(f"{stage}/acc", metric, prog_bar=stage == "val")
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        metric = self.val_acc if stage == "val" else self.test_acc
+        if metric.update_count:
+            self.log(f"{stage}/acc", metric.compute(), prog_bar=stage == "val")  # compute() syncs across ranks
+        metric.reset()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")
 
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch

@@ -104,8 +104,8 @@ def failing_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     dist = plugins / "flaky_models-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\\nName: flaky-models\\nVersion: 1.0\\n")
-    (dist / "entry_points.txt").write_text("[cnnbench.models]\\nflaky_net = flaky_models:FlakyNet\\n")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flaky-models\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[cnnbench.models]\nflaky_net = flaky_models:FlakyNet\n")
     monkeypatch.syspath_prepend(str(plugins))
     monkeypatch.setattr(MODELS, "_plugins_loaded", False)
     yield plugins
@@ -142,7 +142,7 @@ def test_a_failing_rank_marks_its_ddp_cell_failed_and_the_grid_goes_on(
     assert proc.returncode == 1, output[-3000:]  # non-zero: a run failed
     results = {r["model_label"]: r for r in load_results(out)}
     assert (
-        results["flaky_net"]["status"] == "failed" and "injected failure on rank 1" in results["flaky_net"]["traceback"]
+        results["flaky_net"]["status"] == "failed" and "injected failure on rank 1" in results["flaky_net"]["log_tail"]
     )
     assert results["lenet5"]["status"] == "ok"  # one result row for the 2-process cell
     assert len(load_results(out)) == 2
