@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run_lightning(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `cnnbench models | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SystemExit as stop:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 

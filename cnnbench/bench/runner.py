@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from cnnbench.bench.cell import RESULT_SUFFIX, write_json_atomic
 from cnnbench.bench.grid import Cell, GridSpec, expand, shard
 
 DONE = ("ok", "diverged", "infeasible")
+_ERROR_LINE = re.compile(r"^(?:\[rank\d+\]: )?\w*(?:Error|Exception)\b.*$", re.MULTILINE)
 
 
 @dataclass
@@ -228,8 +230,10 @@ def _launch_cell(
         result = {"run_id": cell.run_id, **cell.to_dict(), "status": "failed", "error": error, "log_tail": tail}
         write_json_atomic(result_path, result)
     elif result["status"] == "failed":
-        # the output of every rank: the rank that raised may not be the one that wrote the result
-        write_json_atomic(result_path, {**result, "log_tail": tail})
+        # every rank's errors: the rank that raised may not be the one that wrote the result
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        errors = list(dict.fromkeys(m.group(0).strip() for m in _ERROR_LINE.finditer(text)))[:20]
+        write_json_atomic(result_path, {**result, "log_tail": tail, "error_lines": errors})
     return str(result["status"])
 
 
