@@ -245,3 +245,10 @@ def test_ddp_with_two_cpu_processes(mnist_data: Path, workdir: Path) -> None:
         ]
         == 7
     )
+
+
+def test_per_model_optimizer_defaults_reach_the_cli(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--model", "lenet5_classic", "--print_config"])
+    out = capsys.readouterr().out
+    assert "optimizer: adam" in out and "lr: 0.003" in out

@@ -103,10 +103,10 @@ class AlexNet(_AlexNetBase):
         padding: PadSpec = "default",
         padding_mode: str = "zeros",
         dropout: float = 0.5,
+        lr: float = 0.01,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("lr", 0.01)
-        super().__init__(**kwargs)
+        super().__init__(lr=lr, **kwargs)
         plan: list[Any] = [(64, 11, 4, 2, 1), "pool", (192, 5, 1, 2, 1), "pool"]
         plan += [(384, 3, 1, 1, 1), (256, 3, 1, 1, 1), (256, 3, 1, 1, 1), "pool"]
         self.features = _conv_stack(in_channels, plan, pool, padding, padding_mode)
@@ -138,10 +138,10 @@ class AlexNet2012(_AlexNetBase):
         padding: PadSpec = "default",
         padding_mode: str = "zeros",
         dropout: float = 0.5,
+        lr: float = 0.01,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("lr", 0.01)
-        super().__init__(**kwargs)
+        super().__init__(lr=lr, **kwargs)
         plan: list[Any] = [(96, 11, 4, 0, 1), "pool", (256, 5, 1, 2, 2), "pool"]
         plan += [(384, 3, 1, 1, 1), (384, 3, 1, 1, 2), (256, 3, 1, 1, 2), "pool"]
         self.features = _conv_stack(in_channels, plan, pool, padding, padding_mode, lrn_after=(0, 1))
@@ -176,10 +176,10 @@ class AlexNetCIFAR(_AlexNetBase):
         padding_mode: str = "zeros",
         dropout: float = 0.5,
         hidden: int = 1024,
+        lr: float = 0.02,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("lr", 0.02)
-        super().__init__(**kwargs)
+        super().__init__(lr=lr, **kwargs)
         plan: list[Any] = [(64, 3, 1, "same", 1), "pool2", (192, 3, 1, "same", 1)]
         plan += [(384, 3, 1, "same", 1), "pool2", (256, 3, 1, "same", 1), (256, 3, 1, "same", 1)]
         self.features = _conv_stack(in_channels, plan, pool, padding, padding_mode)

@@ -172,13 +172,13 @@ class LeNet5Classic(ImageClassifier):
         padding: PadSpec = "valid",
         padding_mode: str = "zeros",
         rbf_j: float = 10.0,
+        optimizer: str = "adam",
+        lr: float = 0.003,
+        weight_decay: float = 0.0,
         **kwargs: Any,
     ) -> None:
         # the RBF penalties are sums over 84 units: Adam's scale-free steps suit them
-        kwargs.setdefault("optimizer", "adam")
-        kwargs.setdefault("lr", 0.003)
-        kwargs.setdefault("weight_decay", 0.0)
-        super().__init__(**kwargs)
+        super().__init__(optimizer=optimizer, lr=lr, weight_decay=weight_decay, **kwargs)
         padding = "valid" if padding == "default" else padding
         conv = {"padding": padding, "padding_mode": padding_mode}
         c3_table = C3_TABLE if in_channels == 1 else tuple(tuple(range(6)) for _ in range(16))
