@@ -134,6 +134,7 @@ class ImageDataModule(L.LightningDataModule):
             return
         self.check()
         images, labels = self.read_split(train=True)
+        images = images.contiguous()  # decoded images can arrive channels-last: batch ops are slow on those
         n_val = round(self.val_size * len(labels)) if isinstance(self.val_size, float) else int(self.val_size)
         if n_val >= len(labels):
             raise ValueError(f"val_size={self.val_size} leaves no training images (the training set has {len(labels)})")
@@ -142,7 +143,8 @@ class ImageDataModule(L.LightningDataModule):
         self.split_indices = {"train": train_idx, "val": val_idx}
         self.splits["train"] = (images[train_idx], labels[train_idx])
         self.splits["val"] = (images[val_idx], labels[val_idx])
-        self.splits["test"] = self.read_split(train=False)
+        test_images, test_labels = self.read_split(train=False)
+        self.splits["test"] = (test_images.contiguous(), test_labels)
         self.after_setup()
         device = self._target_device()
         if device is not None:
