@@ -24,12 +24,15 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def list_images(folder: Path, classes: list[str]) -> list[tuple[Path, int]]:
     """(path, class index) of every image under ``folder/<class>/``, in a stable order."""
-    return [
+    files = [
         (path, label)
         for label, name in enumerate(classes)
         for path in sorted((folder / name).rglob("*"))
         if path.suffix.lower() in IMAGE_SUFFIXES
     ]
+    # a fixed shuffle, so that a partial pass (limit_test_batches, max_images) is not one class
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(0)).tolist()
+    return [files[i] for i in order]
 
 
 def decode(path: Path, channels: int, size: tuple[int, int] | None) -> np.ndarray:
