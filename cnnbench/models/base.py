@@ -135,17 +135,6 @@ class ImageClassifier(L.LightningModule):
         """Training criterion; cross-entropy unless a model overrides it."""
         return F.cross_entropy(logits, target, label_smoothing=self.hparams["label_smoothing"])
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.input_shape[0]:
-            raise ValueError(
-                f"{type(self).__name__} expects batches of shape (N, {self.input_shape[0]}, H, W); got {tuple(x.shape)}"
-            )
-
-    # Per-step work is kept to a few tensor ops. Each `self.log` call costs Lightning about a
-    # millisecond of Python (it re-homes its result object), more than a LeNet step takes,
-    # so the loss is averaged on the device and logged only on the steps Lightning writes
-    # to the loggers (every `log_every_n_steps`): the loggers see the same steps, each with
-    # the mean loss since the last one.
     def on_train_start(self) -> None:
         self.on_train_epoch_start()  # a fit resumed mid-epoch starts without the epoch hook
 
