@@ -3,10 +3,15 @@
 Random parameters come from a CPU generator seeded per batch, so a batch is augmented
 identically on CPU and GPU, after a resume, and on every rank that sees it.
 
+Speed (this is the inner loop of every small-model run): pixels stay uint8 until
+normalization, a data module pads its training split once (:meth:`BatchAugment.pad`) so
+batches are only cropped, and the crop of the whole batch is one ``index_select`` of
+pixel rows, the fastest copy torch has on CPU and GPU alike.
+
 Example:
     >>> import torch
     >>> aug = BatchAugment(translate=4, pad_mode="reflect", flip=True)
-    >>> aug(torch.rand(8, 3, 32, 32) * 255, seed=0).shape
+    >>> aug(torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), seed=0).shape
     torch.Size([8, 3, 32, 32])
 """
 
@@ -40,32 +45,57 @@ class BatchAugment:
     scale: float = 0.0
     cutout: int = 0
 
-    def __call__(self, x: torch.Tensor, seed: int) -> torch.Tensor:
-        """Augment a float batch (N, C, H, W) in pixel units; returns a new tensor."""
+    @property
+    def border(self) -> int:
+        """Pixels :meth:`pad` adds on each side (0 when the recipe does not crop)."""
+        return 0 if self.rotate or self.scale else self.translate
+
+    def pad(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` with the border that random crops cut from, filled per ``pad_mode``.
+
+        Example:
+            >>> import torch
+            >>> BatchAugment(translate=2).pad(torch.zeros(1, 1, 28, 28, dtype=torch.uint8)).shape
+            torch.Size([1, 1, 32, 32])
+        """
+        b = self.border
+        return F.pad(images, (b, b, b, b), mode=self.pad_mode).contiguous() if b else images
+
+    def __call__(self, x: torch.Tensor, seed: int, padded: bool = False) -> torch.Tensor:
+        """Augment a batch (N, C, H, W) of pixels, uint8 or float in 0-255; returns a new tensor.
+
+        The dtype is kept (rotation/zoom return float32). With ``padded=True`` the batch
+        already carries :attr:`border` pixels on each side (from :meth:`pad`) and comes out
+        that much smaller; either way a seed gives the same result.
+        """
         gen = torch.Generator().manual_seed(int(seed))
         n, device = x.shape[0], x.device
         if self.rotate or self.scale:
-            x = _affine(x, self.rotate, self.scale, self.translate, gen)
+            x = _affine(x.float(), self.rotate, self.scale, self.translate, gen)
         elif self.translate:
-            x = _translate(x, self.translate, self.pad_mode, gen)
+            x = _crop(x if padded else self.pad(x), self.translate, gen)
         if self.flip:
-            mask = (torch.rand(n, generator=gen) < 0.5).to(device)
-            x = torch.where(mask[:, None, None, None], x.flip(-1), x)
+            flipped = (torch.rand(n, generator=gen) < 0.5).nonzero().squeeze(1).to(device)  # no GPU sync
+            x = x.index_copy(0, flipped, x.index_select(0, flipped).flip(-1))
         if self.cutout:
             x = _cutout(x, self.cutout, gen)
         return x
 
 
-def _translate(x: torch.Tensor, shift: int, pad_mode: str, gen: torch.Generator) -> torch.Tensor:
-    n, c, h, w = x.shape
-    padded = F.pad(x, (shift, shift, shift, shift), mode=pad_mode)
-    dy = torch.randint(0, 2 * shift + 1, (n,), generator=gen).to(x.device)
-    dx = torch.randint(0, 2 * shift + 1, (n,), generator=gen).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    chans = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[batch, chans, rows, cols]
+def _crop(padded: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """A random (H, W) window of each padded image, offsets uniform in [0, 2 * shift]."""
+    padded = padded.contiguous()
+    n, c, hp, wp = padded.shape
+    h, w = hp - 2 * shift, wp - 2 * shift
+    dy = torch.randint(0, 2 * shift + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * shift + 1, (n,), generator=gen)
+    # Every run of w consecutive pixels as a row of an overlapping view, so the crop is
+    # one index_select of n*c*h rows: 2-4x faster than 4-D advanced indexing on CPU.
+    flat = padded.view(-1)
+    runs = flat.as_strided((flat.numel() - w + 1, w), (1, 1))
+    first_row = (torch.arange(n)[:, None] * c + torch.arange(c)) * hp + dy[:, None]  # (n, c)
+    starts = (first_row[:, :, None] + torch.arange(h)) * wp + dx[:, None, None]  # (n, c, h)
+    return runs.index_select(0, starts.view(-1).to(padded.device)).view(n, c, h, w)
 
 
 def _affine(x: torch.Tensor, rotate: float, scale: float, translate: int, gen: torch.Generator) -> torch.Tensor:

@@ -81,6 +81,7 @@ class ImageDataModule(L.LightningDataModule):
         self.augmentation = self.augment_presets[augment]
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._norm: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._train_source: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ subclass API
     @property
@@ -146,9 +147,25 @@ class ImageDataModule(L.LightningDataModule):
         test_images, test_labels = self.read_split(train=False)
         self.splits["test"] = (test_images.contiguous(), test_labels)
         self.after_setup()
-        device = self._target_device()
+        self._place(self._target_device())
+
+    def _place(self, device: torch.device | None) -> None:
+        """Pad the training images once for random crops, and move the splits to ``device``.
+
+        Crops are then cut from a border added here, not per batch; ``splits["train"]`` is a
+        view of the unpadded middle, so the border costs no second copy of the data.
+        """
+        border = self.augmentation.border if self.loader == "tensor" else 0
+        images, labels = self.splits["train"]
+        source = self.augmentation.pad(images) if border else images  # on CPU: every dtype and mode
         if device is not None:
-            self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
+            source, labels = source.to(device), labels.to(device)
+        train = (source[:, :, border:-border, border:-border] if border else source, labels)
+        others = {k: v for k, v in self.splits.items() if k != "train"}
+        if device is not None:
+            others = {k: (x.to(device), y.to(device)) for k, (x, y) in others.items()}
+        self.splits = {"train": train, **others}
+        self._train_source = source if border else None
 
     def after_setup(self) -> None:
         """Hook for subclasses that derive statistics from the training split."""
@@ -165,6 +182,8 @@ class ImageDataModule(L.LightningDataModule):
 
     def _tensor_loader(self, split: str, train: bool) -> TensorBatchLoader:
         x, y = self.splits[split]
+        if train and self._train_source is not None:
+            x = self._train_source  # batches carry the crop border: see on_after_batch_transfer
         trainer = self.trainer
         epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
         position_fn = (lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else None  # type: ignore[attr-defined]
@@ -206,21 +225,24 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("test")
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8-range pixels → ``(x/255 - mean) / std``, as one fused multiply-subtract."""
+        """Pixels in 0-255 (uint8 or float) → float32 ``(x/255 - mean) / std``, a new tensor."""
         if x.device not in self._norm:
             std = torch.tensor(self.std, device=x.device)[:, None, None]
             mean = torch.tensor(self.mean, device=x.device)[:, None, None]
             self._norm[x.device] = (1.0 / (255.0 * std), mean / std)
         scale, shift = self._norm[x.device]
-        return x * scale - shift
+        return x.to(torch.float32, copy=True).mul_(scale).sub_(shift)  # in place on the copy: 2 passes, not 3
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment (training batches carry a seed) and normalize uint8 batches on device."""
+        """Augment (training batches carry a seed) and normalize uint8 batches on device.
+
+        Training batches of the tensor loader carry the crop border (see :meth:`setup`).
+        """
         if not isinstance(batch, list | tuple) or batch[0].dtype != torch.uint8:
             return batch  # the torchvision path already normalized per sample
-        x = batch[0].float()
+        x = batch[0]
         if len(batch) == 3:
-            x = self.augmentation(x, seed=batch[2])
+            x = self.augmentation(x, seed=batch[2], padded=self._train_source is not None)
         return self.normalize(x), batch[1]
 
     def state_dict(self) -> dict[str, Any]:

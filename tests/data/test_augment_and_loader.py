@@ -17,6 +17,29 @@ def test_translate_matches_pad_and_crop() -> None:
         assert any(torch.equal(out[i], w) for w in windows)
 
 
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate"])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_crop_equals_plain_slicing_and_prepadded_batches_give_the_same_result(mode: str, dtype: torch.dtype) -> None:
+    x = torch.randint(0, 256, (6, 3, 8, 10)).to(dtype)
+    aug = BatchAugment(translate=3, pad_mode=mode)
+    out = aug(x, seed=5)
+    padded = torch.nn.functional.pad(x.float(), (3, 3, 3, 3), mode=mode).to(dtype)
+    gen = torch.Generator().manual_seed(5)  # the draws the crop makes, in its order
+    dy, dx = torch.randint(0, 7, (6,), generator=gen), torch.randint(0, 7, (6,), generator=gen)
+    expected = torch.stack([padded[i, :, dy[i] : dy[i] + 8, dx[i] : dx[i] + 10] for i in range(6)])
+    assert out.dtype == dtype and torch.equal(out, expected)
+    assert torch.equal(aug(aug.pad(x), seed=5, padded=True), out)
+
+
+def test_flip_mirrors_exactly_the_drawn_images_and_leaves_the_input_alone() -> None:
+    x = torch.randint(0, 256, (32, 2, 4, 5), dtype=torch.uint8)
+    before = x.clone()
+    out = BatchAugment(flip=True)(x, seed=9)
+    mask = torch.rand(32, generator=torch.Generator().manual_seed(9)) < 0.5
+    assert torch.equal(out, torch.where(mask[:, None, None, None], x.flip(-1), x))
+    assert torch.equal(x, before)
+
+
 def test_augmentation_is_deterministic_per_seed_and_keeps_shape_dtype_range() -> None:
     x = torch.rand(16, 3, 32, 32) * 255
     for preset in CIFAR10DataModule.augment_presets.values():
@@ -53,6 +76,23 @@ def test_batch_pipeline_normalizes_uint8(mnist_root: Path) -> None:
     xn, yn = dm.on_after_batch_transfer((x, y, seed), 0)
     torch.testing.assert_close(xn, (x.float() / 255 - 0.1307) / 0.3081)
     assert torch.equal(yn, y)
+
+
+def test_training_batches_are_cropped_from_the_once_padded_split(cifar_root: Path) -> None:
+    plain = CIFAR10DataModule(root=str(cifar_root), val_size=20, batch_size=8, augment="none", download=False)
+    dm = CIFAR10DataModule(root=str(cifar_root), val_size=20, batch_size=8, download=False)
+    plain.setup()
+    dm.setup()
+    assert torch.equal(dm.splits["train"][0], plain.splits["train"][0])  # the view of the padded copy
+    loader = dm.train_dataloader()
+    x, y, seed = next(iter(loader))
+    assert x.shape == (8, 3, 40, 40)  # carries the reflect border of the standard preset
+    xn, yn = dm.on_after_batch_transfer((x, y, seed), 0)
+    idx = loader._indices(0)[:8]
+    images = plain.splits["train"][0].index_select(0, idx)
+    expected = dm.normalize(dm.augmentation(images, seed=seed))
+    assert xn.shape == (8, 3, 32, 32) and xn.dtype == torch.float32 and torch.equal(xn, expected)
+    assert torch.equal(yn, plain.splits["train"][1][idx])
 
 
 def test_sharding_gives_disjoint_equal_batches_per_rank(monkeypatch: pytest.MonkeyPatch) -> None:
