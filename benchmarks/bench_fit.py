@@ -3,10 +3,14 @@
 Same model, same data as in-memory tensors, same batch size, optimizer and schedule, no
 augmentation. cnnbench runs a real ``Trainer`` with its default callbacks (Rich progress
 bar, CSV logging, checkpoints, throughput, divergence guard). The two alternate
-``--rounds`` times; medians of the steady-state images/s are compared.
+``--rounds`` times (one epoch each); the ratio reported is the median of the per-round
+ratios (each round pairs runs made seconds apart, which cancels most of the drift of a
+shared machine), next to the medians of images/s. ``--profile`` adds Lightning's
+SimpleProfiler table of per-step hook costs in microseconds.
 
     python benchmarks/bench_fit.py --data-root ../shared/data                  # LeNet-5, CPU, batch 128 and 256
     python benchmarks/bench_fit.py --data-root ../shared/data --time-to-accuracy 0.99
+    python benchmarks/bench_fit.py --data-root ../shared/data --batch-sizes 128 --rounds 1 --profile
     python benchmarks/bench_fit.py --device cuda --model alexnet_cifar --data synthetic --batch-sizes 512 --precision 32-true bf16-mixed
 """
 
@@ -21,6 +25,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.profilers import SimpleProfiler
 
 from cnnbench.data import create_data
 from cnnbench.models import create_model
@@ -108,12 +113,14 @@ class _TimeToAccuracy(L.Callback):
 
 
 def cnnbench_loop(
-    args: argparse.Namespace, batch: int, epochs: int = 1, target: float | None = None
+    args: argparse.Namespace, batch: int, epochs: int = 1, target: float | None = None, profile: bool = False
 ) -> tuple[float, float | None]:
     dm = make_data(args, batch)
     model = build_model(args, dm)
     with tempfile.TemporaryDirectory() as run_dir:
         extras = trainer_extras(run_dir, args.model, 0)
+        if profile:
+            extras["profiler"] = SimpleProfiler(dirpath=run_dir, filename="profile")  # its full report: a file
         tta = _TimeToAccuracy(target) if target is not None else None
         if tta:
             extras["callbacks"].append(tta)
@@ -122,8 +129,18 @@ def cnnbench_loop(
             limit_val_batches=0, num_sanity_val_steps=0, enable_model_summary=False, **extras,
         )  # fmt: skip
         trainer.fit(model, dm)
+    if profile:
+        print_step_costs(extras["profiler"], trainer.global_step)
     throughput = next(c for c in trainer.callbacks if isinstance(c, Throughput))  # type: ignore[attr-defined]
     return throughput.total_images / throughput.total_time, tta.reached if tta else None
+
+
+def print_step_costs(profiler: SimpleProfiler, steps: int) -> None:
+    """Mean microseconds per training step of every action Lightning timed on each step."""
+    print(f"per-step costs over {steps} steps (SimpleProfiler; it adds ~2 us to each entry):")
+    rows = [(sum(d) / len(d) * 1e6, a) for a, d in profiler.recorded_durations.items() if len(d) >= steps]
+    for mean_us, action in sorted(rows, reverse=True)[:25]:
+        print(f"  {mean_us:9.1f} us  {action[:110]}")
 
 
 def main() -> None:
@@ -134,12 +151,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--precision", nargs="+", default=["32-true"])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--images", type=int, default=50_000, help="synthetic data size")
     parser.add_argument(
         "--time-to-accuracy", type=float, default=None, help="also time both loops to this test accuracy"
     )
     parser.add_argument("--epochs", type=int, default=8, help="epochs for --time-to-accuracy")
+    parser.add_argument("--profile", action="store_true", help="print per-step hook costs (one extra epoch)")
     args = parser.parse_args()
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.model} on {args.data}, {name}; medians of {args.rounds} alternating rounds")
@@ -151,10 +169,15 @@ def main() -> None:
                 rates["hand"].append(hand_loop(args, batch)[0])
                 rates["cnnbench"].append(cnnbench_loop(args, batch)[0])
             hand, ours = statistics.median(rates["hand"]), statistics.median(rates["cnnbench"])
-            overhead_us = (1 / ours - 1 / hand) * batch * 1e6
+            ratios = [o / h for o, h in zip(rates["cnnbench"], rates["hand"])]
+            ratio = statistics.median(ratios)
+            overhead_us = (1 / ratio - 1) / hand * batch * 1e6
             print(
-                f"{precision:11s} batch {batch:4d}: hand {hand:9,.0f} img/s | cnnbench {ours:9,.0f} img/s | ratio {ours / hand:.3f} | overhead {overhead_us:+.0f} us/step"
+                f"{precision:11s} batch {batch:4d}: hand {hand:9,.0f} img/s | cnnbench {ours:9,.0f} img/s | "
+                f"ratio {ratio:.3f} (rounds: {' '.join(f'{r:.2f}' for r in ratios)}) | overhead {overhead_us:+.0f} us/step"
             )
+            if args.profile:
+                cnnbench_loop(args, batch, profile=True)
     if args.time_to_accuracy:
         args.precision_now = args.precision[0]
         batch = args.batch_sizes[0]

@@ -278,6 +278,8 @@ def _build_cli_class() -> Any:
                 run_dir, name, version, wandb=wandb, config=json.loads(config) if config else None,
                 progress_bar=cfg.trainer.enable_progress_bar is not False,
             )  # fmt: skip
+            if cfg.trainer.get("profiler") is not None:
+                del extras["profiler"]  # the user's profiler, not the no-op default
             user_callbacks = list(self._get(self.config_init, "trainer", default={}).get("callbacks") or [])
             extras["callbacks"] = [*user_callbacks, *extras["callbacks"]]
             for logger in extras["logger"]:

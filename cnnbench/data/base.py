@@ -233,6 +233,15 @@ class ImageDataModule(L.LightningDataModule):
         scale, shift = self._norm[x.device]
         return x.to(torch.float32, copy=True).mul_(scale).sub_(shift)  # in place on the copy: 2 passes, not 3
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Move the loaders' plain tuples/lists with one ``.to`` per tensor; Lightning's generic
+        walk over any collection costs ~40 µs a step. Anything else goes the Lightning way."""
+        if type(batch) in (tuple, list):
+            non_blocking = device.type not in ("cpu", "mps")  # the rule Lightning applies
+            moved = [x.to(device, non_blocking=non_blocking) if isinstance(x, torch.Tensor) else x for x in batch]
+            return moved if type(batch) is list else tuple(moved)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment (training batches carry a seed) and normalize uint8 batches on device.
 

@@ -78,6 +78,18 @@ class ImageClassifier(L.LightningModule):
         self.val_acc = MulticlassAccuracy(self.hparams["num_classes"], average="micro")
         self.test_acc = MulticlassAccuracy(self.hparams["num_classes"], average="micro")
 
+    # Lightning sets plain attributes (``_current_fx_name`` and the like) around each of the
+    # ~40 hook calls of a training step; torch's Module.__setattr__ checks parameters, buffers
+    # and submodules every time (~3 µs each). A str/number/None under a name already in
+    # __dict__ cannot become any of those, so it is stored directly: the same result.
+    _PLAIN_TYPES: ClassVar[tuple[type, ...]] = (str, int, float, bool, type(None))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if type(value) in self._PLAIN_TYPES and name in self.__dict__:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     # ------------------------------------------------------------------ geometry helpers
     @property
     def input_shape(self) -> tuple[int, int, int]:
