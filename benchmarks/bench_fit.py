@@ -2,11 +2,15 @@
 
 Same model, same data as in-memory tensors, same batch size, optimizer and schedule, no
 augmentation. cnnbench runs a real ``Trainer`` with its default callbacks (Rich progress
-bar, CSV logging, checkpoints, throughput, divergence guard). The two alternate
-``--rounds`` times (one epoch each); the ratio reported is the median of the per-round
-ratios (each round pairs runs made seconds apart, which cancels most of the drift of a
-shared machine), next to the medians of images/s. ``--profile`` adds Lightning's
-SimpleProfiler table of per-step hook costs in microseconds.
+bar, CSV logging, checkpoints, throughput, divergence guard). The two loops alternate
+every ``--chunk`` steps inside one epoch (the hand loop runs from a callback, outside
+Lightning's timed steps), so both meet the same machine: on a shared machine whose speed
+drifts by 20% within seconds, alternating whole runs cannot resolve a 5% difference.
+Steady-state images/s is the batch size over the median step time (bursts of other work
+inflate some steps of either loop; the mean over all steps is printed too); the ratio is
+the median over ``--rounds`` epochs. ``--floor`` also times a bare Lightning ``Trainer`` (no
+logger, callbacks or progress bar: what Lightning itself costs). ``--profile`` adds Lightning's SimpleProfiler table of
+per-step hook costs in microseconds.
 
     python benchmarks/bench_fit.py --data-root ../shared/data                  # LeNet-5, CPU, batch 128 and 256
     python benchmarks/bench_fit.py --data-root ../shared/data --time-to-accuracy 0.99
@@ -29,7 +33,7 @@ from lightning.pytorch.profilers import SimpleProfiler
 
 from cnnbench.data import create_data
 from cnnbench.models import create_model
-from cnnbench.training import Throughput, trainer_extras
+from cnnbench.training import trainer_extras
 
 
 def make_data(args: argparse.Namespace, batch: int) -> Any:
@@ -46,45 +50,88 @@ def build_model(args: argparse.Namespace, dm: Any) -> Any:
     return create_model(args.model, num_classes=dm.num_classes, in_channels=c, input_size=h)
 
 
-def hand_loop(
-    args: argparse.Namespace, batch: int, epochs: int = 1, target: float | None = None
-) -> tuple[float, float | None]:
-    """(steady-state images/s, seconds to reach ``target`` test accuracy or None)."""
-    dm = make_data(args, batch)
-    dm.setup()
-    device = torch.device(args.device)
-    model = build_model(args, dm).to(device)
-    x_all, y_all = (t.to(device) for t in dm.splits["train"])
-    opt = model.configure_optimizers()  # same optimizer (no trainer: no schedule) ...
-    steps_per_epoch = len(y_all) // batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=model.hparams.lr, total_steps=steps_per_epoch * epochs, pct_start=0.15
-    )
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision_now == "bf16-mixed")
-    seen, timed, reached = 0, 0.0, None
-    elapsed = 0.0
-    for epoch in range(epochs):
-        order = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(epoch)).to(device)
-        start = last = time.perf_counter()
-        for i in range(steps_per_epoch):
-            idx = order[i * batch : (i + 1) * batch]
-            x = dm.normalize(x_all[idx].float())
-            with autocast:
-                loss = F.cross_entropy(model(x), y_all[idx])
-            opt.zero_grad(set_to_none=True)
+class HandLoop:
+    """Plain PyTorch (index, normalize, forward, backward, step, schedule), advanced a few
+    steps at a time so that it can run interleaved with a Lightning fit."""
+
+    def __init__(self, args: argparse.Namespace, batch: int, epochs: int = 1) -> None:
+        self.dm = make_data(args, batch)
+        self.dm.setup()
+        self.device = torch.device(args.device)
+        self.model = build_model(args, self.dm).to(self.device)
+        self.x_all, self.y_all = (t.to(self.device) for t in self.dm.splits["train"])
+        self.opt = self.model.configure_optimizers()  # same optimizer (no trainer: no schedule) ...
+        self.batch, self.steps_per_epoch = batch, len(self.y_all) // batch
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(  # ... and the same schedule
+            self.opt, max_lr=self.model.hparams.lr, total_steps=self.steps_per_epoch * epochs, pct_start=0.15
+        )
+        bf16 = args.precision_now == "bf16-mixed"
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+        self.done = 0
+
+    def steps(self, n: int) -> list[float]:
+        """Run ``n`` steps; their durations (no device sync per step: the GPU queue paces the
+        loop as it paces Lightning's; one sync at the end)."""
+        times, last = [], time.perf_counter()
+        for _ in range(n):
+            i = self.done % self.steps_per_epoch
+            if i == 0:
+                gen = torch.Generator().manual_seed(self.done // self.steps_per_epoch)
+                self.order = torch.randperm(len(self.y_all), generator=gen).to(self.device)
+            idx = self.order[i * self.batch : (i + 1) * self.batch]
+            x = self.dm.normalize(self.x_all[idx])
+            with self.autocast:
+                loss = F.cross_entropy(self.model(x), self.y_all[idx])
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            sched.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            self.opt.step()
+            self.sched.step()
+            self.done += 1
             now = time.perf_counter()
-            if i >= 10:
-                seen, timed = seen + batch, timed + now - last
+            times.append(now - last)
             last = now
-        elapsed += time.perf_counter() - start
-        if target is not None and reached is None and test_accuracy(model, dm, device) >= target:
-            reached = elapsed
-    return seen / timed, reached
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return times
+
+
+class Interleave(L.Callback):
+    """After every ``chunk`` Lightning steps, run ``chunk`` hand-loop steps. Both loops then
+    see the same machine within a second of each other: on a shared machine whose speed
+    drifts by 20% over seconds, alternating whole runs cannot separate a 5% difference.
+    The first step of each loop after a switch (cold caches) is not counted, for either."""
+
+    def __init__(self, hand: HandLoop, chunk: int = 50) -> None:
+        self.hand, self.chunk = hand, chunk
+        self.hand_times: list[float] = []
+        self.lightning_times: list[float] = []
+        self._last: float | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.lightning_times.append(now - self._last)
+        self._last = now
+        if trainer.global_step % self.chunk == 0:
+            if pl_module.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.hand_times += self.hand.steps(self.chunk)[1:]
+            self._last = None  # the next Lightning step starts cold: not counted
+
+
+def steady(times: list[float], batch: int) -> tuple[float, float]:
+    """(images/s from the median step, images/s from all steps)."""
+    return batch / statistics.median(times), batch * len(times) / sum(times)
+
+
+def hand_time_to_accuracy(args: argparse.Namespace, batch: int, epochs: int, target: float) -> float | None:
+    """Seconds of training until the test accuracy after an epoch reaches ``target``."""
+    hand, elapsed = HandLoop(args, batch, epochs), 0.0
+    for _ in range(epochs):
+        elapsed += sum(hand.steps(hand.steps_per_epoch))
+        if test_accuracy(hand.model, hand.dm, hand.device) >= target:
+            return elapsed
+    return None
 
 
 @torch.no_grad()
@@ -101,29 +148,39 @@ def test_accuracy(model: Any, dm: Any, device: torch.device) -> float:
 
 class _TimeToAccuracy(L.Callback):
     def __init__(self, target: float) -> None:
-        self.target, self.elapsed, self.reached = target, 0.0, None
+        self.target, self.elapsed = target, 0.0
+        self.reached: float | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.elapsed += time.perf_counter() - self._start
-        if self.reached is None and test_accuracy(pl_module, trainer.datamodule, pl_module.device) >= self.target:
+        dm = trainer.datamodule  # type: ignore[attr-defined]
+        if self.reached is None and test_accuracy(pl_module, dm, pl_module.device) >= self.target:
             self.reached = self.elapsed
 
 
-def cnnbench_loop(
-    args: argparse.Namespace, batch: int, epochs: int = 1, target: float | None = None, profile: bool = False
-) -> tuple[float, float | None]:
+def cnnbench_fit(
+    args: argparse.Namespace,
+    batch: int,
+    epochs: int = 1,
+    callback: L.Callback | None = None,
+    profile: bool = False,
+    bare: bool = False,
+) -> L.Trainer:
+    """A cnnbench fit as the CLI runs it: its callbacks, CSV logging, progress bar. With
+    ``bare``, Lightning alone (no logger, callbacks, progress bar or checkpoints): the floor."""
     dm = make_data(args, batch)
     model = build_model(args, dm)
     with tempfile.TemporaryDirectory() as run_dir:
         extras = trainer_extras(run_dir, args.model, 0)
+        if bare:
+            extras = {"logger": False, "callbacks": [], "enable_checkpointing": False, "enable_progress_bar": False}
+        if callback is not None:
+            extras["callbacks"].append(callback)
         if profile:
             extras["profiler"] = SimpleProfiler(dirpath=run_dir, filename="profile")  # its full report: a file
-        tta = _TimeToAccuracy(target) if target is not None else None
-        if tta:
-            extras["callbacks"].append(tta)
         trainer = L.Trainer(
             max_epochs=epochs, accelerator=args.device, devices=1, precision=args.precision_now,
             limit_val_batches=0, num_sanity_val_steps=0, enable_model_summary=False, **extras,
@@ -131,8 +188,7 @@ def cnnbench_loop(
         trainer.fit(model, dm)
     if profile:
         print_step_costs(extras["profiler"], trainer.global_step)
-    throughput = next(c for c in trainer.callbacks if isinstance(c, Throughput))  # type: ignore[attr-defined]
-    return throughput.total_images / throughput.total_time, tta.reached if tta else None
+    return trainer
 
 
 def print_step_costs(profiler: SimpleProfiler, steps: int) -> None:
@@ -152,41 +208,71 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--precision", nargs="+", default=["32-true"])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--chunk", type=int, default=25, help="steps of each loop between switches")
     parser.add_argument("--images", type=int, default=50_000, help="synthetic data size")
     parser.add_argument(
         "--time-to-accuracy", type=float, default=None, help="also time both loops to this test accuracy"
     )
     parser.add_argument("--epochs", type=int, default=8, help="epochs for --time-to-accuracy")
+    parser.add_argument("--tta-rounds", type=int, default=3, help="alternating rounds of --time-to-accuracy")
+    parser.add_argument(
+        "--floor", action="store_true", help="also measure a bare Lightning Trainer (no callbacks/logger): the floor"
+    )
     parser.add_argument("--profile", action="store_true", help="print per-step hook costs (one extra epoch)")
     args = parser.parse_args()
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.model} on {args.data}, {name}; medians of {args.rounds} alternating rounds")
+    print(f"{args.model} on {args.data}, {name}; {args.rounds} rounds, loops alternating every {args.chunk} steps")
     for precision in args.precision:
         args.precision_now = precision
         for batch in args.batch_sizes:
+            ratios: dict[str, list[float]] = {"median step": [], "mean (all steps)": [], "bare Lightning": []}
             rates: dict[str, list[float]] = {"hand": [], "cnnbench": []}
             for _ in range(args.rounds):
-                rates["hand"].append(hand_loop(args, batch)[0])
-                rates["cnnbench"].append(cnnbench_loop(args, batch)[0])
-            hand, ours = statistics.median(rates["hand"]), statistics.median(rates["cnnbench"])
-            ratios = [o / h for o, h in zip(rates["cnnbench"], rates["hand"])]
-            ratio = statistics.median(ratios)
-            overhead_us = (1 / ratio - 1) / hand * batch * 1e6
+                interleave = Interleave(HandLoop(args, batch), chunk=args.chunk)
+                cnnbench_fit(args, batch, callback=interleave)
+                hand_median, hand_mean = steady(interleave.hand_times, batch)
+                ours_median, ours_mean = steady(interleave.lightning_times, batch)
+                ratios["median step"].append(ours_median / hand_median)
+                ratios["mean (all steps)"].append(ours_mean / hand_mean)
+                rates["hand"].append(hand_median)
+                rates["cnnbench"].append(ours_median)
+                if args.floor:
+                    interleave = Interleave(HandLoop(args, batch), chunk=args.chunk)
+                    cnnbench_fit(args, batch, callback=interleave, bare=True)
+                    bare_median, _ = steady(interleave.lightning_times, batch)
+                    ratios["bare Lightning"].append(bare_median / steady(interleave.hand_times, batch)[0])
+            hand = statistics.median(rates["hand"])
             print(
-                f"{precision:11s} batch {batch:4d}: hand {hand:9,.0f} img/s | cnnbench {ours:9,.0f} img/s | "
-                f"ratio {ratio:.3f} (rounds: {' '.join(f'{r:.2f}' for r in ratios)}) | overhead {overhead_us:+.0f} us/step"
+                f"{precision:11s} batch {batch:4d}: hand {hand:9,.0f} img/s | cnnbench {statistics.median(rates['cnnbench']):9,.0f} img/s (medians of median steps)"
             )
+            for label, values in ratios.items():
+                if not values:
+                    continue
+                ratio = statistics.median(values)
+                overhead_us = (1 / ratio - 1) / hand * batch * 1e6
+                print(
+                    f"    ratio by {label:16s} {ratio:.3f} (rounds: {' '.join(f'{r:.2f}' for r in values)}) | overhead {overhead_us:+.0f} us/step"
+                )
             if args.profile:
-                cnnbench_loop(args, batch, profile=True)
+                cnnbench_fit(args, batch, profile=True)
     if args.time_to_accuracy:
         args.precision_now = args.precision[0]
         batch = args.batch_sizes[0]
-        hand_t = hand_loop(args, batch, args.epochs, args.time_to_accuracy)[1]
-        ours_t = cnnbench_loop(args, batch, args.epochs, args.time_to_accuracy)[1]
         fmt = lambda t: "not reached" if t is None else f"{t:.1f} s"  # noqa: E731
-        ratio = f"{ours_t / hand_t:.3f}" if hand_t and ours_t else "n/a"
+        tta_ratios: list[float] = []
+        for _ in range(args.tta_rounds):
+            hand_t = hand_time_to_accuracy(args, batch, args.epochs, args.time_to_accuracy)
+            tta = _TimeToAccuracy(args.time_to_accuracy)
+            cnnbench_fit(args, batch, args.epochs, callback=tta)
+            ours_t = tta.reached
+            print(
+                f"time to {args.time_to_accuracy:.1%} test accuracy ({args.epochs} epochs max, batch {batch}): "
+                f"hand {fmt(hand_t)} | cnnbench {fmt(ours_t)}"
+                + (f" | ratio {ours_t / hand_t:.3f}" if hand_t and ours_t else "")
+            )
+            tta_ratios.append(ours_t / hand_t if hand_t and ours_t else float("inf"))
         print(
-            f"time to {args.time_to_accuracy:.1%} test accuracy ({args.epochs} epochs max, batch {batch}): hand {fmt(hand_t)} | cnnbench {fmt(ours_t)} | ratio {ratio}"
+            f"time to {args.time_to_accuracy:.1%}: median ratio over {len(tta_ratios)} rounds {statistics.median(tta_ratios):.3f}"
         )
 
 

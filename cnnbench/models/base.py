@@ -153,16 +153,16 @@ class ImageClassifier(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._train_correct = torch.zeros((), device=self.device, dtype=torch.long)
         self._train_seen = 0
-        self._loss_sum = torch.zeros((), device=self.device)
+        self._loss_sum = torch.zeros((), device=self.device, dtype=torch.float32)
         self._loss_n = 0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = self.loss(logits, y)
-        with torch.no_grad():
-            self._train_correct += (logits.argmax(-1) == y).sum()
-            self._loss_sum += loss.detach().float()
+        # running sums stay on the device, updated in place: no host sync, no per-step log
+        self._train_correct.add_((logits.detach().argmax(-1) == y).sum())
+        self._loss_sum.add_(loss.detach())
         self._train_seen += len(y)
         self._loss_n += 1
         every = max(int(getattr(self._trainer, "log_every_n_steps", 1) or 1), 1) if self._trainer else 1
