@@ -163,18 +163,21 @@ class DivergenceGuard(Callback):
         if loss is None:
             return
         every = self.check_every or (1 if loss.device.type == "cpu" else 25)
-        where = f"step {trainer.global_step} (epoch {trainer.current_epoch})"
         if every == 1:
             value = loss.detach().float().sum().item()
             if not math.isfinite(value):
-                raise DivergedError(f"training loss became {value} at {where}")
+                raise DivergedError(f"training loss became {value} at {_where(trainer)}")
             return
         bad = ~torch.isfinite(loss.detach()).all()
         self._flag = bad if self._flag is None else self._flag | bad
         if trainer.global_step % every == 0:
             flag, self._flag = self._flag, None
             if flag.item():
-                raise DivergedError(f"training loss became NaN or infinite at or before {where}")
+                raise DivergedError(f"training loss became NaN or infinite at or before {_where(trainer)}")
+
+
+def _where(trainer: L.Trainer) -> str:
+    return f"step {trainer.global_step} (epoch {trainer.current_epoch})"
 
 
 class Throughput(Callback):
