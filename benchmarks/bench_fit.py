@@ -54,14 +54,16 @@ class HandLoop:
     """Plain PyTorch (index, normalize, forward, backward, step, schedule), advanced a few
     steps at a time so that it can run interleaved with a Lightning fit."""
 
-    def __init__(self, args: argparse.Namespace, batch: int, epochs: int = 1) -> None:
+    def __init__(self, args: argparse.Namespace, batch: int, epochs: int = 1, seed: int = 0) -> None:
         self.dm = make_data(args, batch)
         self.dm.setup()
         self.device = torch.device(args.device)
+        torch.manual_seed(seed)  # the same initial weights as the cnnbench fit of this seed
         self.model = build_model(args, self.dm).to(self.device)
         self.x_all, self.y_all = (t.to(self.device) for t in self.dm.splits["train"])
         self.opt = self.model.configure_optimizers()  # same optimizer (no trainer: no schedule) ...
         self.batch, self.steps_per_epoch = batch, len(self.y_all) // batch
+        self.loader = self.dm.train_dataloader()
         self.sched = torch.optim.lr_scheduler.OneCycleLR(  # ... and the same schedule
             self.opt, max_lr=self.model.hparams.lr, total_steps=self.steps_per_epoch * epochs, pct_start=0.15
         )
@@ -75,9 +77,8 @@ class HandLoop:
         times, last = [], time.perf_counter()
         for _ in range(n):
             i = self.done % self.steps_per_epoch
-            if i == 0:
-                gen = torch.Generator().manual_seed(self.done // self.steps_per_epoch)
-                self.order = torch.randperm(len(self.y_all), generator=gen).to(self.device)
+            if i == 0:  # the same sample order as cnnbench's loader, so both do the same arithmetic
+                self.order = self.loader.indices(self.done // self.steps_per_epoch).to(self.device)
             idx = self.order[i * self.batch : (i + 1) * self.batch]
             x = self.dm.normalize(self.x_all[idx])
             with self.autocast:
@@ -124,9 +125,11 @@ def steady(times: list[float], batch: int) -> tuple[float, float]:
     return batch / statistics.median(times), batch * len(times) / sum(times)
 
 
-def hand_time_to_accuracy(args: argparse.Namespace, batch: int, epochs: int, target: float) -> float | None:
+def hand_time_to_accuracy(
+    args: argparse.Namespace, batch: int, epochs: int, target: float, seed: int = 0
+) -> float | None:
     """Seconds of training until the test accuracy after an epoch reaches ``target``."""
-    hand, elapsed = HandLoop(args, batch, epochs), 0.0
+    hand, elapsed = HandLoop(args, batch, epochs, seed), 0.0
     for _ in range(epochs):
         elapsed += sum(hand.steps(hand.steps_per_epoch))
         if test_accuracy(hand.model, hand.dm, hand.device) >= target:
@@ -168,10 +171,12 @@ def cnnbench_fit(
     callback: L.Callback | None = None,
     profile: bool = False,
     bare: bool = False,
+    seed: int = 0,
 ) -> L.Trainer:
     """A cnnbench fit as the CLI runs it: its callbacks, CSV logging, progress bar. With
     ``bare``, Lightning alone (no logger, callbacks, progress bar or checkpoints): the floor."""
     dm = make_data(args, batch)
+    torch.manual_seed(seed)
     model = build_model(args, dm)
     with tempfile.TemporaryDirectory() as run_dir:
         extras = trainer_extras(run_dir, args.model, 0)
@@ -222,7 +227,7 @@ def main() -> None:
     args = parser.parse_args()
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.model} on {args.data}, {name}; {args.rounds} rounds, loops alternating every {args.chunk} steps")
-    for precision in args.precision:
+    for precision in args.precision if args.rounds > 0 else []:  # --rounds 0: time to accuracy only
         args.precision_now = precision
         for batch in args.batch_sizes:
             ratios: dict[str, list[float]] = {"median step": [], "mean (all steps)": [], "bare Lightning": []}
@@ -260,20 +265,24 @@ def main() -> None:
         batch = args.batch_sizes[0]
         fmt = lambda t: "not reached" if t is None else f"{t:.1f} s"  # noqa: E731
         tta_ratios: list[float] = []
-        for _ in range(args.tta_rounds):
-            hand_t = hand_time_to_accuracy(args, batch, args.epochs, args.time_to_accuracy)
+        for seed in range(args.tta_rounds):  # same weights and sample order in both loops of a round
+            hand_t = hand_time_to_accuracy(args, batch, args.epochs, args.time_to_accuracy, seed)
             tta = _TimeToAccuracy(args.time_to_accuracy)
-            cnnbench_fit(args, batch, args.epochs, callback=tta)
+            cnnbench_fit(args, batch, args.epochs, callback=tta, seed=seed)
             ours_t = tta.reached
             print(
                 f"time to {args.time_to_accuracy:.1%} test accuracy ({args.epochs} epochs max, batch {batch}): "
                 f"hand {fmt(hand_t)} | cnnbench {fmt(ours_t)}"
                 + (f" | ratio {ours_t / hand_t:.3f}" if hand_t and ours_t else "")
             )
-            tta_ratios.append(ours_t / hand_t if hand_t and ours_t else float("inf"))
-        print(
-            f"time to {args.time_to_accuracy:.1%}: median ratio over {len(tta_ratios)} rounds {statistics.median(tta_ratios):.3f}"
-        )
+            if hand_t and ours_t:
+                tta_ratios.append(ours_t / hand_t)
+            elif hand_t or ours_t:  # one reached it, the other not: the worst (or best) ratio
+                tta_ratios.append(float("inf") if hand_t else 0.0)
+        if tta_ratios:  # rounds where neither loop reached the target say nothing
+            print(
+                f"time to {args.time_to_accuracy:.1%}: median ratio over {len(tta_ratios)} rounds {statistics.median(tta_ratios):.3f}"
+            )
 
 
 if __name__ == "__main__":

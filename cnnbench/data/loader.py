@@ -68,7 +68,8 @@ class TensorBatchLoader:
         self._passes, self._epoch, self._yielded = 0, 0, 0
         self._resume: dict[str, int] | None = None
 
-    def _indices(self, epoch: int) -> torch.Tensor:
+    def indices(self, epoch: int) -> torch.Tensor:
+        """The sample order of ``epoch`` on this rank (a function of seed, epoch and rank only)."""
         n = len(self.labels)
         rank, world = rank_and_world()
         if self.shuffle:
@@ -85,7 +86,7 @@ class TensorBatchLoader:
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         epoch = self.epoch_fn() if self.epoch_fn is not None else self._passes
         self._passes += 1
-        order = self._indices(epoch).to(self.images.device)
+        order = self.indices(epoch).to(self.images.device)
         skip = 0
         if self._resume is not None and self._resume["epoch"] == epoch:
             skip = self._resume["consumed"]

@@ -88,7 +88,7 @@ def test_training_batches_are_cropped_from_the_once_padded_split(cifar_root: Pat
     x, y, seed = next(iter(loader))
     assert x.shape == (8, 3, 40, 40)  # carries the reflect border of the standard preset
     xn, yn = dm.on_after_batch_transfer((x, y, seed), 0)
-    idx = loader._indices(0)[:8]
+    idx = loader.indices(0)[:8]
     images = plain.splits["train"][0].index_select(0, idx)
     expected = dm.normalize(dm.augmentation(images, seed=seed))
     assert xn.shape == (8, 3, 32, 32) and xn.dtype == torch.float32 and torch.equal(xn, expected)
