@@ -164,7 +164,7 @@ class DivergenceGuard(Callback):
             return
         every = self.check_every or (1 if loss.device.type == "cpu" else 25)
         if every == 1:
-            value = loss.detach().float().sum().item()
+            value = loss.item() if loss.numel() == 1 else float(loss.detach().float().sum())
             if not math.isfinite(value):
                 raise DivergedError(f"training loss became {value} at {_where(trainer)}")
             return

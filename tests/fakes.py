@@ -67,3 +67,24 @@ def write_fake_imagefolder(root: Path, n_per_class: int = 6, size: int = 12, mod
                 arr = (rng.integers(0, 60, shape) + 60 * k).astype(np.uint8)
                 Image.fromarray(arr, mode=mode).save(root / split / cls / f"{i}.png")
     return root
+
+
+def write_plugin_dist(folder: Path, module: str, entry_points: str) -> None:
+    """An installed-distribution record (``*.dist-info``) in ``folder`` declaring
+    ``entry_points`` (``name = module:attr`` lines) in the ``cnnbench.models`` group."""
+    dist = folder / f"{module}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[cnnbench.models]\n{entry_points}\n")
+
+
+def data_args(root: Path, batch: int = 32) -> list[str]:
+    """CLI arguments that point a data module at fake files under ``root``, offline."""
+    return [
+        "--data.root",
+        str(root),
+        "--data.download=false",
+        "--data.verify=false",
+        "--data.val_size=100",
+        f"--data.batch_size={batch}",
+    ]

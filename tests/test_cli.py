@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fakes import data_args
 
 from cnnbench.cli import main
 
@@ -21,17 +22,6 @@ FAST = [
 ]
 
 
-def mnist_args(root: Path) -> list[str]:
-    return [
-        "--data.root",
-        str(root),
-        "--data.download=false",
-        "--data.verify=false",
-        "--data.val_size=100",
-        "--data.batch_size=32",
-    ]
-
-
 @pytest.fixture
 def mnist_data(tmp_path: Path) -> Path:
     from fakes import write_fake_mnist
@@ -39,16 +29,6 @@ def mnist_data(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     write_fake_mnist(root)
     return root
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    run = tmp_path / "work"
-    run.mkdir()
-    monkeypatch.chdir(run)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    return run
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -65,7 +45,7 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
 
 def test_fit_in_a_subprocess_leaves_run_folder_checkpoint_and_config(mnist_data: Path, workdir: Path) -> None:
     proc = run_cli(
-        "fit", "--model", "lenet5", *mnist_args(mnist_data), "--trainer.max_epochs=1", "--test_after_fit=true", *FAST
+        "fit", "--model", "lenet5", *data_args(mnist_data), "--trainer.max_epochs=1", "--test_after_fit=true", *FAST
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = workdir / "runs" / "lenet5" / "version_0"
@@ -77,12 +57,12 @@ def test_fit_in_a_subprocess_leaves_run_folder_checkpoint_and_config(mnist_data:
 
 def test_registry_name_class_path_and_class_name_all_work(mnist_data: Path, workdir: Path) -> None:
     for model in ("lenet5", "cnnbench.models.lenet.LeNet5", "LeNet5"):
-        assert main(["fit", "--model", model, *mnist_args(mnist_data), "--trainer.max_steps=2", *FAST]) == 0
+        assert main(["fit", "--model", model, *data_args(mnist_data), "--trainer.max_steps=2", *FAST]) == 0
     assert sorted(p.name for p in (workdir / "runs" / "lenet5").iterdir()) == ["version_0", "version_1", "version_2"]
 
 
 def test_model_arguments_and_linked_shapes(mnist_data: Path, workdir: Path) -> None:
-    args = ["fit", "--model", "alexnet_cifar", "--data", "mnist", *mnist_args(mnist_data)]
+    args = ["fit", "--model", "alexnet_cifar", "--data", "mnist", *data_args(mnist_data)]
     args += ["--model.pool", "avg", "--model.padding", "valid", "--trainer.max_steps=1", *FAST]
     assert main(args) == 0
     config = (workdir / "runs" / "alexnet_cifar" / "version_0" / "config.yaml").read_text()
@@ -109,11 +89,11 @@ def test_unknown_names_fail_with_close_matches(workdir: Path, capsys: pytest.Cap
 
 
 def test_bad_values_fail_before_training(mnist_data: Path, workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["fit", "--model", "lenet5", "--model.pool", "median", *mnist_args(mnist_data), *FAST]) == 2
+    assert main(["fit", "--model", "lenet5", "--model.pool", "median", *data_args(mnist_data), *FAST]) == 2
     assert "max, avg, min" in capsys.readouterr().err
-    assert main(["fit", "--model", "lenet5", "--model.lr", "-1", *mnist_args(mnist_data), *FAST]) == 2
+    assert main(["fit", "--model", "lenet5", "--model.lr", "-1", *data_args(mnist_data), *FAST]) == 2
     assert "lr must be > 0" in capsys.readouterr().err
-    assert main(["fit", "--model", "alexnet", *mnist_args(mnist_data), *FAST]) == 2
+    assert main(["fit", "--model", "alexnet", *data_args(mnist_data), *FAST]) == 2
     assert "smaller than its" in capsys.readouterr().err
     assert not list(workdir.rglob("*.ckpt"))
 
@@ -135,9 +115,7 @@ def test_test_from_checkpoint_without_other_flags_and_load_from_checkpoint(
     import cnnbench
 
     assert (
-        main(
-            ["fit", "--model", "lenet5", "--model.pool", "lp", *mnist_args(mnist_data), "--trainer.max_steps=3", *FAST]
-        )
+        main(["fit", "--model", "lenet5", "--model.pool", "lp", *data_args(mnist_data), "--trainer.max_steps=3", *FAST])
         == 0
     )
     ckpt = workdir / "runs" / "lenet5" / "version_0" / "checkpoints" / "last.ckpt"
@@ -156,7 +134,7 @@ def test_predict_on_files_with_per_file_errors(
     import numpy as np
     from PIL import Image
 
-    assert main(["fit", "--model", "lenet5", *mnist_args(mnist_data), "--trainer.max_steps=3", *FAST]) == 0
+    assert main(["fit", "--model", "lenet5", *data_args(mnist_data), "--trainer.max_steps=3", *FAST]) == 0
     ckpt = str(workdir / "runs" / "lenet5" / "version_0" / "checkpoints" / "last.ckpt")
     images = workdir / "images"
     images.mkdir()
@@ -192,7 +170,7 @@ def test_bf16_mixed_on_cpu(mnist_data: Path, workdir: Path) -> None:
                 "fit",
                 "--model",
                 "lenet5",
-                *mnist_args(mnist_data),
+                *data_args(mnist_data),
                 "--trainer.max_steps=3",
                 "--trainer.precision=bf16-mixed",
                 *FAST,
@@ -203,7 +181,7 @@ def test_bf16_mixed_on_cpu(mnist_data: Path, workdir: Path) -> None:
 
 
 def test_wandb_offline_run_folder_with_metrics(mnist_data: Path, workdir: Path) -> None:
-    args = ["fit", "--model", "lenet5", *mnist_args(mnist_data), "--trainer.max_epochs=1", "--logger", "wandb"]
+    args = ["fit", "--model", "lenet5", *data_args(mnist_data), "--trainer.max_epochs=1", "--logger", "wandb"]
     args += ["--wandb.project", "cnnbench-test", "--wandb.tags", "[a, b]", *FAST]
     assert main(args) == 0
     runs = list((workdir / "runs" / "lenet5" / "version_0" / "wandb").glob("offline-run-*"))
@@ -215,7 +193,7 @@ def test_wandb_offline_run_folder_with_metrics(mnist_data: Path, workdir: Path) 
 
 def test_resume_after_stop_mid_epoch_continues_from_its_step(mnist_data: Path, workdir: Path) -> None:
     # 500 train images / 32 = 15 steps per epoch; stop after 7 (mid-epoch), then resume
-    base = ["--model", "lenet5", "--model.scheduler=cosine", *mnist_args(mnist_data), *FAST]
+    base = ["--model", "lenet5", "--model.scheduler=cosine", *data_args(mnist_data), *FAST]
     assert main(["fit", *base, "--trainer.max_steps=7"]) == 0
     assert main(["fit", *base, "--trainer.max_steps=20", "--ckpt_path", "last"]) == 0
     ckpt = torch.load(workdir / "runs" / "lenet5" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -231,7 +209,7 @@ def test_resume_after_stop_mid_epoch_continues_from_its_step(mnist_data: Path, w
 
 def test_ddp_with_two_cpu_processes(mnist_data: Path, workdir: Path) -> None:
     proc = run_cli(
-        "fit", "--model", "lenet5", *mnist_args(mnist_data), "--trainer.max_epochs=1", "--trainer.devices=2",
+        "fit", "--model", "lenet5", *data_args(mnist_data), "--trainer.max_epochs=1", "--trainer.devices=2",
         "--trainer.strategy=ddp", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -3,6 +3,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from fakes import write_plugin_dist
 from torch import nn
 
 import cnnbench
@@ -61,10 +62,7 @@ def test_entry_point_plugin_is_discovered(tmp_path: Path, monkeypatch: pytest.Mo
             """
         )
     )
-    dist = tmp_path / "cnnbench_plugin_demo-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cnnbench-plugin-demo\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[cnnbench.models]\nplugin_net = cnnbench_plugin_demo:PluginNet\n")
+    write_plugin_dist(tmp_path, "cnnbench_plugin_demo", "plugin_net = cnnbench_plugin_demo:PluginNet")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(MODELS, "_plugins_loaded", False)
     try:

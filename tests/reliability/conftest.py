@@ -16,13 +16,3 @@ def data_root(tmp_path: Path) -> Path:
 
     write_fake_mnist(tmp_path / "data", n_train=1100, n_test=200)
     return tmp_path / "data"
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    return work

@@ -74,17 +74,6 @@ class FailOnRank(TinyDropoutNet):
 
 
 # ----------------------------------------------------------------------------- subprocess helpers
-def data_args(root: Path, batch: int = 32) -> list[str]:
-    return [
-        "--data.root",
-        str(root),
-        "--data.download=false",
-        "--data.verify=false",
-        "--data.val_size=100",
-        f"--data.batch_size={batch}",
-    ]
-
-
 QUIET = [
     "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false",

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import torch
-from helpers import QUIET, data_args, no_network_attempts, start
+from fakes import data_args
+from helpers import QUIET, no_network_attempts, start
 
 
 def _processes_mentioning(marker: str) -> list[str]:

@@ -10,7 +10,8 @@ import lightning as L
 import pytest
 import torch
 import yaml
-from helpers import QUIET, TinyDropoutNet, data_args
+from fakes import data_args
+from helpers import QUIET, TinyDropoutNet
 
 from cnnbench.cli import main
 from cnnbench.data import DataError, MNISTDataModule

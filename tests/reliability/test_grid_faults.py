@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fakes import write_plugin_dist
 from helpers import child_env
 
 from cnnbench.bench.grid import GridSpec, expand
@@ -102,10 +103,7 @@ def failing_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         from helpers import FailOnRank as FlakyNet
     """)
     )
-    dist = plugins / "flaky_models-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flaky-models\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[cnnbench.models]\nflaky_net = flaky_models:FlakyNet\n")
+    write_plugin_dist(plugins, "flaky_models", "flaky_net = flaky_models:FlakyNet")
     monkeypatch.syspath_prepend(str(plugins))
     monkeypatch.setattr(MODELS, "_plugins_loaded", False)
     yield plugins

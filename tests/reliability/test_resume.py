@@ -10,7 +10,8 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from helpers import QUIET, FailAtStep, TinyDropoutNet, data_args, no_network_attempts, start
+from fakes import data_args
+from helpers import QUIET, FailAtStep, TinyDropoutNet, no_network_attempts, start
 
 from cnnbench.checkpoint import CheckpointError, load_from_checkpoint, read_checkpoint
 from cnnbench.cli import main
