@@ -16,6 +16,11 @@ per-step hook costs in microseconds.
     python benchmarks/bench_fit.py --data-root ../shared/data --time-to-accuracy 0.99
     python benchmarks/bench_fit.py --data-root ../shared/data --batch-sizes 128 --rounds 1 --profile
     python benchmarks/bench_fit.py --device cuda --model alexnet_cifar --data synthetic --batch-sizes 512 --precision 32-true bf16-mixed
+    python benchmarks/bench_fit.py --device cuda --data synthetic --batch-sizes 128 512 --train-step graph eager
+
+``--train-step`` chooses cnnbench's step (``auto``: one CUDA-graph replay per step where that
+is safe, see ``cnnbench.train_step``; ``eager``: Lightning's own); several values are measured
+one after the other against the same hand loop (always eager: the reference).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from lightning.pytorch.profilers import SimpleProfiler
 
 from cnnbench.data import create_data
 from cnnbench.models import create_model
+from cnnbench.train_step import CapturedStep
 from cnnbench.training import trainer_extras
 
 
@@ -172,6 +178,7 @@ def cnnbench_fit(
     profile: bool = False,
     bare: bool = False,
     seed: int = 0,
+    train_step: str = "auto",
 ) -> L.Trainer:
     """A cnnbench fit as the CLI runs it: its callbacks, CSV logging, progress bar. With
     ``bare``, Lightning alone (no logger, callbacks, progress bar or checkpoints): the floor."""
@@ -179,9 +186,12 @@ def cnnbench_fit(
     torch.manual_seed(seed)
     model = build_model(args, dm)
     with tempfile.TemporaryDirectory() as run_dir:
-        extras = trainer_extras(run_dir, args.model, 0)
+        extras = trainer_extras(run_dir, args.model, 0, train_step=train_step)
         if bare:
-            extras = {"logger": False, "callbacks": [], "enable_checkpointing": False, "enable_progress_bar": False}
+            extras = {
+                "logger": False, "callbacks": [CapturedStep(train_step)], "enable_checkpointing": False,
+                "enable_progress_bar": False,
+            }  # fmt: skip
         if callback is not None:
             extras["callbacks"].append(callback)
         if profile:
@@ -224,17 +234,24 @@ def main() -> None:
         "--floor", action="store_true", help="also measure a bare Lightning Trainer (no callbacks/logger): the floor"
     )
     parser.add_argument("--profile", action="store_true", help="print per-step hook costs (one extra epoch)")
+    parser.add_argument(
+        "--train-step",
+        nargs="+",
+        default=["auto"],
+        choices=["auto", "graph", "eager"],
+        help="cnnbench step modes to time",
+    )
     args = parser.parse_args()
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.model} on {args.data}, {name}; {args.rounds} rounds, loops alternating every {args.chunk} steps")
     for precision in args.precision if args.rounds > 0 else []:  # --rounds 0: time to accuracy only
         args.precision_now = precision
-        for batch in args.batch_sizes:
+        for batch, mode in ((b, m) for b in args.batch_sizes for m in args.train_step):
             ratios: dict[str, list[float]] = {"median step": [], "mean (all steps)": [], "bare Lightning": []}
             rates: dict[str, list[float]] = {"hand": [], "cnnbench": []}
             for _ in range(args.rounds):
                 interleave = Interleave(HandLoop(args, batch), chunk=args.chunk)
-                cnnbench_fit(args, batch, callback=interleave)
+                cnnbench_fit(args, batch, callback=interleave, train_step=mode)
                 hand_median, hand_mean = steady(interleave.hand_times, batch)
                 ours_median, ours_mean = steady(interleave.lightning_times, batch)
                 ratios["median step"].append(ours_median / hand_median)
@@ -248,7 +265,7 @@ def main() -> None:
                     ratios["bare Lightning"].append(bare_median / steady(interleave.hand_times, batch)[0])
             hand = statistics.median(rates["hand"])
             print(
-                f"{precision:11s} batch {batch:4d}: hand {hand:9,.0f} img/s | cnnbench {statistics.median(rates['cnnbench']):9,.0f} img/s (medians of median steps)"
+                f"{precision:11s} batch {batch:4d} step {mode:5s}: hand {hand:9,.0f} img/s | cnnbench {statistics.median(rates['cnnbench']):9,.0f} img/s (medians of median steps)"
             )
             for label, values in ratios.items():
                 if not values:

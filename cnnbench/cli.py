@@ -30,16 +30,19 @@ USAGE = """usage: cnnbench {fit,validate,test,predict,models,summary,bench,repor
   bench      run an ablation grid     cnnbench bench benchmarks/grids/smoke.yaml --out results/
   report     summarise a grid's runs  cnnbench report results/
 
-Run `cnnbench SUBCOMMAND --help` for the options of each.
+Run `cnnbench SUBCOMMAND --help` for the options of each (`cnnbench fit --model lenet5 --help`
+starts with the model's own). Errors are one line; add --traceback (or CNNBENCH_TRACEBACK=1) for the traceback.
 """
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test")
-RUN_VERSION_ENV = "CNNBENCH_RUN_VERSION"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cnnbench`` console script; returns the exit code."""
+    from cnnbench.cli_errors import report_error, want_traceback
+
     args = list(sys.argv[1:] if argv is None else argv)
+    want_traceback(args)  # --traceback anywhere: full tracebacks instead of one-line errors
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return 0
@@ -53,16 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     if command not in commands and command not in LIGHTNING_SUBCOMMANDS:
         print(f"cnnbench: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2
+    context: dict[str, Any] = {"subcommand": command}
     try:
         if command in commands:
             return commands[command](args[1:])
-        return _run_lightning(args)
+        return _run_lightning(args, context)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `cnnbench models | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except SystemExit as stop:
+        if "lightning.pytorch" not in sys.modules:  # --help and usage exits: keep them fast
+            raise
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
         if isinstance(stop, SIGTERMException):
@@ -70,28 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             return 143
         raise
     except Exception as err:
-        return _report_error(command, err)
-
-
-def _report_error(command: str, err: BaseException) -> int:
-    from cnnbench.checkpoint import CheckpointError
-    from cnnbench.data.files import DataError
-    from cnnbench.models.base import DivergedError
-
-    if os.environ.get("CNNBENCH_TRACEBACK"):
-        raise err
-    cause: BaseException = err
-    while cause.__cause__ is not None and not isinstance(
-        cause, ValueError | DataError | CheckpointError | DivergedError
-    ):
-        cause = cause.__cause__  # jsonargparse wraps errors raised while instantiating
-    if isinstance(cause, DivergedError):
-        print(f"cnnbench {command}: diverged: {cause}", file=sys.stderr)
-        return 3
-    if isinstance(cause, ValueError | DataError | CheckpointError | FileNotFoundError):
-        print(f"cnnbench {command}: error: {cause}", file=sys.stderr)
-        return 2
-    raise err
+        return report_error(command, err, context)
 
 
 # ----------------------------------------------------------------------------- argv handling
@@ -156,50 +141,72 @@ def find_last_checkpoint(run_dir: str, name: str | None) -> Path:
     return found[-1]
 
 
-def prepare_argv(args: list[str]) -> tuple[list[str], dict[str, Any]]:
+def _checkpoint_config(stored: dict[str, Any], key: str, cls: Any) -> list[str]:
+    """``--config`` arguments restoring a checkpoint's model or data hyperparameters."""
+    field = "hyper_parameters" if key == "model" else "datamodule_hyper_parameters"
+    hparams = {k: v for k, v in (stored.get(field) or {}).items() if not k.startswith("_")}
+    if key == "model":  # linked from the data set
+        hparams = {k: v for k, v in hparams.items() if k not in ("num_classes", "in_channels", "input_size")}
+    return ["--config", json.dumps({key: {"class_path": _class_path(cls), "init_args": hparams}})]
+
+
+def prepare_argv(args: list[str], context: dict[str, Any] | None = None) -> tuple[list[str], dict[str, Any]]:
     """Rewrite registry names to class paths and add per-model defaults.
 
-    Returns the argv for LightningCLI and what was learned (model name, checkpoint, run folder).
+    Returns the argv for LightningCLI and what was learned (model and data names and
+    classes, checkpoint, run folder), also written into ``context`` when given.
     """
     from cnnbench.checkpoint import checkpoint_info, read_checkpoint
     from cnnbench.data import DATA
     from cnnbench.models import MODELS
 
     args = list(args)
-    context: dict[str, Any] = {}
+    context = {} if context is None else context
     _, run_dir = _option(args, "--trainer.default_root_dir")
     context["run_dir"] = run_dir or "runs"
     _, model = _option(args, "--model")
     _, data = _option(args, "--data")
+    for key, registry in (("--model.help", MODELS), ("--data.help", DATA)):
+        _, value = _option(args, key)
+        if value is not None:  # a registry name, like --model; the help exits before anything else
+            _set_option(args, key, _class_path(_resolve_name(value, registry)[1] or value))
+            for option, given, reg in (("--model", model, MODELS), ("--data", data, DATA)):
+                if given is not None and _resolve_name(given, reg)[1] is not None:
+                    _set_option(args, option, _class_path(_resolve_name(given, reg)[1]))
+            return args, context
 
     _, ckpt = _option(args, "--ckpt_path")
     if ckpt is not None:
         if ckpt == "last":
             ckpt = str(find_last_checkpoint(context["run_dir"], model if model in MODELS else None))
             _set_option(args, "--ckpt_path", ckpt)
+        from cnnbench.predict import check_checkpoint_file
+
+        check_checkpoint_file(ckpt)
         stored = read_checkpoint(ckpt)
         info = checkpoint_info(stored)
         context["ckpt"], context["resume_dir"] = ckpt, Path(ckpt).resolve().parent.parent
-        if model is None and info.get("model"):
-            model = info["model"]
-            hparams = {k: v for k, v in stored.get("hyper_parameters", {}).items() if not k.startswith("_")}
-            linked = ("num_classes", "in_channels", "input_size")
-            init = {k: v for k, v in hparams.items() if k not in linked}
-            cls = _class_path(MODELS.get(model))
-            args[1:1] = ["--config", json.dumps({"model": {"class_path": cls, "init_args": init}})]
+        context["saved_schedulers"] = list(stored.get("lr_schedulers") or [])
+        stored_model = info.get("model")
+        if stored_model and (model is None or _resolve_name(model, MODELS)[0] == stored_model):
+            # the checkpoint's hyperparameters, then the user's --model.* flags over them
+            at = _option(args, "--model")[0]
+            if model is None:
+                model = stored_model
+            config = _checkpoint_config(stored, "model", MODELS.get(stored_model))
+            if at >= 0:
+                args[at + 2 : at + 2] = config
+            else:
+                args[1:1] = config
         if data is None and info.get("data"):
             data = info["data"]
-            dm_hparams = {
-                k: v for k, v in (stored.get("datamodule_hyper_parameters") or {}).items() if not k.startswith("_")
-            }
-            cls = _class_path(DATA.get(data))
-            args[1:1] = ["--config", json.dumps({"data": {"class_path": cls, "init_args": dm_hparams}})]
+            args[1:1] = _checkpoint_config(stored, "data", DATA.get(data))
 
     if model is not None:
         model_name, model_cls = _resolve_name(model, MODELS)
         if model_cls is not None and _option(args, "--model")[0] >= 0:
             _set_option(args, "--model", _class_path(model_cls))
-        context["model_name"] = model_name
+        context["model_name"], context["model_cls"] = model_name, model_cls
         if data is None and model_cls is not None:
             data = model_cls.default_data
             args += ["--data", data]
@@ -211,7 +218,7 @@ def prepare_argv(args: list[str]) -> tuple[list[str], dict[str, Any]]:
         data_name, data_cls = _resolve_name(data, DATA)
         if data_cls is not None:
             _set_option(args, "--data", _class_path(data_cls))
-            context["data_name"] = data_name
+            context["data_name"], context["data_cls"] = data_name, data_cls
             # recipe data defaults go right after --data so that later --data.* flags win
             di = _option(args, "--data")[0]
             extra = [
@@ -223,146 +230,31 @@ def prepare_argv(args: list[str]) -> tuple[list[str], dict[str, Any]]:
     return args, context
 
 
-# ----------------------------------------------------------------------------- LightningCLI
-def _build_cli_class() -> Any:
-    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+def _run_lightning(args: list[str], context: dict[str, Any]) -> int:
+    from cnnbench.cli_lightning import run_lightning
 
-    from cnnbench.training import WandbSettings, next_version, trainer_extras
+    args, context = prepare_argv(args, context)
+    if ("-h" in args or "--help" in args) and context.get("model_cls") is not None:
+        from cnnbench.cli_help import model_options_help
 
-    class CnnbenchCLI(LightningCLI):
-        """LightningCLI with cnnbench's linking, loggers and callbacks."""
-
-        context: dict[str, Any] = {}
-
-        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-            parser.link_arguments(
-                "data", "model.init_args.num_classes", compute_fn=lambda d: d.num_classes, apply_on="instantiate"
+        print(
+            model_options_help(
+                context["model_name"], context["model_cls"], context.get("data_name"), context.get("data_cls")
             )
-            parser.link_arguments(
-                "data", "model.init_args.in_channels", compute_fn=lambda d: d.image_shape[0], apply_on="instantiate"
-            )
-            parser.link_arguments("data", "model.init_args.input_size", compute_fn=_input_size, apply_on="instantiate")
-            parser.add_argument(
-                "--test_after_fit", type=bool, default=False, help="Test the best checkpoint on the test set after fit."
-            )
-            parser.add_argument("--logger", type=str, default="csv", help="'csv' (always on) or 'wandb' (CSV + W&B).")
-            parser.add_dataclass_arguments(WandbSettings, "wandb")
-            parser.set_defaults({"trainer.default_root_dir": "runs", "trainer.log_every_n_steps": 50})
-
-        def _parse_ckpt_path(self) -> None:
-            """Checkpoint hyperparameters are applied by :func:`prepare_argv` instead."""
-
-        def instantiate_trainer(self, **kwargs: Any) -> Any:
-            from cnnbench.models import MODELS
-
-            cfg = self.config[self.subcommand] if self.subcommand else self.config
-            name = MODELS.name_of(self.model) or type(self.model).__name__.lower()
-            run_dir = cfg.trainer.default_root_dir or "runs"
-            resume_dir = self.context.get("resume_dir")
-            if resume_dir is not None and resume_dir.parent.name == name:
-                version: Any = resume_dir.name.removeprefix("version_")
-                version = int(version) if version.isdigit() else resume_dir.name
-            else:
-                version = os.environ.get(RUN_VERSION_ENV) or next_version(run_dir, name)
-                os.environ[RUN_VERSION_ENV] = str(version)  # DDP children re-run this CLI: same folder
-                version = int(version)
-            for key in ("max_epochs", "max_steps"):
-                value = cfg.trainer.get(key)
-                if value is not None and (value == 0 or value < -1):
-                    raise ValueError(f"--trainer.{key} must be a positive integer (or -1 for no limit), got {value}")
-            if cfg.logger not in ("csv", "wandb"):
-                raise ValueError(f"Unknown logger {cfg.logger!r}; valid: csv, wandb")
-            wandb = WandbSettings(**cfg.wandb) if cfg.logger == "wandb" else None
-            config = self.parser.dump(self.config, skip_none=False, format="json") if wandb else None
-            extras = trainer_extras(
-                run_dir, name, version, wandb=wandb, config=json.loads(config) if config else None,
-                progress_bar=cfg.trainer.enable_progress_bar is not False,
-            )  # fmt: skip
-            if cfg.trainer.get("profiler") is not None:
-                del extras["profiler"]  # the user's profiler, not the no-op default
-            user_callbacks = list(self._get(self.config_init, "trainer", default={}).get("callbacks") or [])
-            extras["callbacks"] = [*user_callbacks, *extras["callbacks"]]
-            for logger in extras["logger"]:
-                if hasattr(logger, "keep_open"):  # one W&B run for fit and the test after it
-                    logger.keep_open = bool(cfg.get("test_after_fit"))
-            return super().instantiate_trainer(**extras, **kwargs)
-
-        def after_fit(self) -> None:
-            trainer = self.trainer
-            ckpt = trainer.checkpoint_callback
-            best = getattr(ckpt, "best_model_path", "") or ""
-            score = getattr(ckpt, "best_model_score", None)
-            log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
-            if trainer.is_global_zero:
-                print(f"\nrun folder:       {log_dir}")
-                print(f"best checkpoint:  {best or '(none: no validation)'}")
-                if score is not None:
-                    print(f"best val/acc:     {float(score):.4f}")
-            if self.config[self.subcommand].get("test_after_fit"):
-                wandb_loggers = [lg for lg in trainer.loggers if hasattr(lg, "keep_open")]
-                trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
-                for lg in wandb_loggers:
-                    lg.finish()  # type: ignore[attr-defined]
-
-    return CnnbenchCLI
-
-
-def _input_size(data: Any) -> int | list[int]:
-    _, h, w = data.image_shape
-    return int(h) if h == w else [int(h), int(w)]
-
-
-def _run_lightning(args: list[str]) -> int:
-    args, context = prepare_argv(args)
-    cli_cls = _build_cli_class()
-    cli_cls.context = context
-    inherited = os.environ.get(RUN_VERSION_ENV)  # set when this process is a DDP child
-    try:
-        _run_cli(cli_cls, args)
-    finally:
-        if inherited is None:
-            os.environ.pop(RUN_VERSION_ENV, None)
-    return 0
-
-
-def _run_cli(cli_cls: Any, args: list[str]) -> None:
-    import warnings
-
-    from cnnbench.data import ImageDataModule
-    from cnnbench.models import ImageClassifier
-
-    # we pass the rewritten sys.argv explicitly; Lightning warns about having both
-    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
-
-    cli_cls(
-        ImageClassifier,
-        ImageDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=args,
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=0,
-        auto_configure_optimizers=False,
-        parser_kwargs={"prog": "cnnbench"},
-    )
+        )
+        sys.stdout.flush()
+    return run_lightning(args, context)
 
 
 # ----------------------------------------------------------------------------- other commands
 def _models(args: list[str]) -> int:
-    """``cnnbench models [PATTERN]``: registered models as a table."""
-    from cnnbench.models import MODELS, create_model
+    """``cnnbench models [PATTERN]``: registered models as a table (cached, see cli_help)."""
+    from cnnbench.cli_help import models_table
 
-    rows = [("name", "params", "input", "data", "description")]
-    for name in MODELS.names(args[0] if args else "*"):
-        entry = MODELS.get(name)
-        model = create_model(name)
-        params = sum(p.numel() for p in model.parameters())
-        shape = "×".join(map(str, getattr(model, "input_shape", ()))) or "?"
-        doc = (entry.__doc__ or "").strip().splitlines()
-        rows.append((name, f"{params:,}", shape, getattr(entry, "default_data", ""), doc[0] if doc else ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+    if args and args[0] in ("-h", "--help"):
+        print("usage: cnnbench models [PATTERN]   (fnmatch pattern, e.g. 'alexnet*')")
+        return 0
+    print(models_table(args[0] if args else "*"))
     return 0
 
 
@@ -390,23 +282,40 @@ def _split_dotted(args: list[str], allowed: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+SUMMARY_USAGE = """usage: cnnbench summary --model NAME [--data NAME] [--model.KEY VALUE ...] [--data.KEY VALUE ...]
+
+Per-layer table of a model: output shape, parameters, multiply-accumulates, receptive
+field, padding and pooling of every layer. With --data the model is built for that data
+set's image size, channels and classes (files are not downloaded).
+
+  cnnbench summary --model alexnet_cifar --model.padding same
+  cnnbench summary --model lenet5 --data mnist --model.pool avg"""
+
+
 def _summary(args: list[str]) -> int:
     """``cnnbench summary --model M [--data D] [--model.KEY V] [--data.KEY V]``."""
-    from cnnbench.data import create_data
-    from cnnbench.models import create_model
-    from cnnbench.models.summary import format_summary, summarize
-
-    if not args or args[0] in ("-h", "--help"):
-        print("usage: cnnbench summary --model NAME [--data NAME] [--model.KEY VALUE ...] [--data.KEY VALUE ...]")
+    if not args or args[0] in ("-h", "--help") or "--help" in args:
+        print(SUMMARY_USAGE)
         return 0
     opts = _split_dotted(args, ("model", "data"))
     if "model" not in opts:
-        raise ValueError("--model is required")
+        raise ValueError("--model is required, e.g. cnnbench summary --model lenet5 (see cnnbench models)")
+
+    from cnnbench.cli_help import check_kwargs
+    from cnnbench.cli_lightning import input_size
+    from cnnbench.data import DATA, create_data
+    from cnnbench.models import MODELS, create_model
+    from cnnbench.models.summary import format_summary, summarize
+
     model_kwargs = {k.split(".", 1)[1]: v for k, v in opts.items() if k.startswith("model.")}
+    check_kwargs(MODELS.get(opts["model"]), model_kwargs, "model", opts["model"])
+    data_kwargs = {k.split(".", 1)[1]: v for k, v in opts.items() if k.startswith("data.")}
+    if data_kwargs and "data" not in opts:
+        raise ValueError(f"--data.{next(iter(data_kwargs))} needs --data NAME (see cnnbench fit --help)")
     if "data" in opts:
-        data_kwargs = {k.split(".", 1)[1]: v for k, v in opts.items() if k.startswith("data.")}
-        dm = create_data(opts["data"], download=False, **data_kwargs)
-        model_kwargs.update(num_classes=dm.num_classes, in_channels=dm.image_shape[0], input_size=_input_size(dm))
+        check_kwargs(DATA.get(opts["data"]), data_kwargs, "data", opts["data"])
+        dm = create_data(opts["data"], **{"download": False, **data_kwargs})
+        model_kwargs.update(num_classes=dm.num_classes, in_channels=dm.image_shape[0], input_size=input_size(dm))
     model = create_model(opts["model"], **model_kwargs)
     print(f"{opts['model']} ({', '.join(f'{k}={v}' for k, v in model_kwargs.items()) or 'defaults'})")
     print(format_summary(summarize(model)))

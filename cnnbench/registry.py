@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar, overload
@@ -98,8 +99,28 @@ class Registry:
         return f"Unknown {self.kind} {name!r}.{hint} Registered: {', '.join(names)}."
 
     def create(self, name: str, **kwargs: Any) -> Any:
-        """Build entry ``name``; keyword arguments that are ``None`` are dropped."""
-        return self.get(name)(**{k: v for k, v in kwargs.items() if v is not None})
+        """Build entry ``name``; keyword arguments that are ``None`` are dropped.
+
+        Raises:
+            ValueError: For an unknown keyword argument, with the close valid names.
+        """
+        fn = self.get(name)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        self.check_kwargs(name, fn, kwargs)
+        return fn(**kwargs)
+
+    def check_kwargs(self, name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        """Raise a one-line ValueError for keyword arguments ``fn`` does not take."""
+        accepted = accepted_kwargs(fn)
+        unknown = [k for k in kwargs if accepted is not None and k not in accepted]
+        if not unknown:
+            return
+        key = unknown[0]
+        close = difflib.get_close_matches(key, sorted(accepted or ()), n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(
+            f"{self.kind} {name!r} got an unknown argument {key!r}.{hint} Valid: {', '.join(sorted(accepted or ()))}."
+        )
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted registered names matching an fnmatch ``pattern``."""
@@ -117,3 +138,30 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         self._load_plugins()
         return isinstance(name, str) and name.lower() in self._entries
+
+
+def accepted_kwargs(fn: Callable[..., Any]) -> set[str] | None:
+    """Keyword names ``fn`` (a class or function) accepts, or None when it takes any.
+
+    A class's ``**kwargs`` is followed up its bases' ``__init__`` (as cnnbench models pass
+    theirs to ``ImageClassifier``), until one takes no ``**kwargs``.
+
+    Example:
+        >>> def square(side: int = 2) -> int:
+        ...     return side * side
+        >>> accepted_kwargs(square)
+        {'side'}
+    """
+    chain = [c.__dict__["__init__"] for c in fn.__mro__ if "__init__" in c.__dict__] if isinstance(fn, type) else [fn]
+    names: set[str] = set()
+    for init in chain:
+        try:
+            params = list(inspect.signature(init).parameters.values())
+        except (TypeError, ValueError):  # builtins without a signature
+            return None
+        if isinstance(fn, type) and params:
+            params = params[1:]  # self
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None

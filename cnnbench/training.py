@@ -62,7 +62,24 @@ class SafeModelCheckpoint(ModelCheckpoint):
             and not getattr(trainer, "fast_dev_run", False)
             and trainer.global_step != self._last_global_step_saved
         ):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            batches = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+            self._ended_mid_epoch = batches < trainer.num_training_batches
+            try:
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            finally:
+                self._ended_mid_epoch = False
+
+    _ended_mid_epoch = False
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self._ended_mid_epoch:
+            # a fit ended mid-epoch by max_steps/max_time: Lightning counts the epoch as
+            # done, so continuing with a larger limit would start the next epoch (another
+            # sample order); store it as mid-epoch so `--ckpt_path last` continues this one
+            epochs = checkpoint["loops"]["fit_loop"]["epoch_progress"]
+            for part in ("total", "current"):
+                epochs[part]["processed"] -= 1
+                epochs[part]["completed"] -= 1
 
 
 class InterruptCheckpoint(Callback):
@@ -110,6 +127,34 @@ class InterruptCheckpoint(Callback):
         )
         if not after_batch:
             checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"] -= 1
+        loops = checkpoint["loops"]["fit_loop"]
+        epochs = loops["epoch_progress"]
+        if epochs["total"]["ready"] == epochs["total"]["started"] + 1:
+            # stopped in on_train_epoch_start: Lightning would resume into the finished
+            # epoch's batch counters and end the fit without training; store the end of
+            # the previous epoch instead, so the resumed fit starts this epoch afresh
+            for part in ("total", "current"):
+                epochs[part]["ready"] = epochs[part]["started"]
+        total = epochs["total"]
+        if total["ready"] == total["started"] == total["processed"] == total["completed"] + 1:
+            # stopped in on_train_epoch_end: Lightning would resume in the next epoch, never
+            # running this epoch's end hooks (its train/acc); store the state after the last
+            # batch (and its validation, when one is due there: Lightning skips it on resume
+            # and counts the logging step once more) instead, whose resume runs them
+            for part in ("total", "current"):
+                epochs[part]["processed"] -= 1
+            epoch_loop = trainer.fit_loop.epoch_loop
+            if epoch_loop._should_check_val_fx(trainer.fit_loop._data_fetcher):  # type: ignore[arg-type]
+                loops["epoch_loop.state_dict"]["_batches_that_stepped"] -= 1
+        if trainer.validating and not trainer.sanity_checking:
+            # stopped during the fit's validation: Lightning would skip the rest of it (and
+            # the metrics, the best checkpoint and train/acc of that epoch); store the state
+            # "one batch started, none done" that makes it rerun the whole validation
+            val = loops["epoch_loop.val_loop.batch_progress"]
+            before = val["total"]["completed"] - val["current"]["completed"]
+            val["total"] = {"ready": before + 1, "started": before + 1, "processed": before, "completed": before}
+            val["current"] = {"ready": 1, "started": 1, "processed": 0, "completed": 0}
+            val["is_last_batch"] = False
 
 
 class RNGState(Callback):
@@ -160,8 +205,8 @@ class DivergenceGuard(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is None:
-            return
+        if loss is None or getattr(pl_module, "step_engine", None) is not None:
+            return  # a captured step keeps its own non-finite flag (CapturedStep reads it)
         every = self.check_every or (1 if loss.device.type == "cpu" else 25)
         if every == 1:
             value = loss.item() if loss.numel() == 1 else float(loss.detach().float().sum())
@@ -294,7 +339,38 @@ class ResumeState(Callback):
       the checkpoint is read; a scheduler sized by ``estimated_stepping_batches`` (OneCycle)
       builds them earlier, so the saved position is applied here, before the first batch.
     * Logs: the CSV log is cut back to the restored step so no step appears twice.
+    * Running sums: the model's sums of the unfinished epoch (``train/acc``) and logging
+      window (``train/loss``) are stored and put back before the first batch or epoch end,
+      so those values equal an uninterrupted run's (single process: each rank has its own).
     """
+
+    #: ImageClassifier's running sums, reset by its on_train_start
+    SUMS = ("_train_correct", "_train_seen", "_loss_sum", "_loss_n")
+    _sums: dict[str, Any] | None = None
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if trainer.world_size == 1 and all(hasattr(pl_module, k) for k in self.SUMS):
+            checkpoint["running_sums"] = {k: getattr(pl_module, k) for k in self.SUMS}
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._sums = checkpoint.get("running_sums")
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._sums = None  # a new epoch: the stored sums belong to a finished one
+
+    def _put_back_sums(self, pl_module: L.LightningModule) -> None:
+        if self._sums is not None:
+            for k, v in self._sums.items():
+                setattr(pl_module, k, v.to(pl_module.device) if isinstance(v, torch.Tensor) else v)
+            self._sums = None
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._put_back_sums(pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._put_back_sums(pl_module)  # resumed at the epoch's end (during or after validation)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         fit_loop = trainer.fit_loop
@@ -344,9 +420,12 @@ def wandb_credentials_configured() -> bool:
         return False
 
 
-def make_wandb_logger(settings: WandbSettings, save_dir: str, config: dict[str, Any] | None = None) -> Logger:
+def make_wandb_logger(
+    settings: WandbSettings, save_dir: str, config: dict[str, Any] | None = None, **kwargs: Any
+) -> Logger:
     """A ``WandbLogger`` that runs offline when no credentials are configured (or the
-    server cannot be reached), so training never waits on the network."""
+    server cannot be reached), so training never waits on the network. ``kwargs`` go to
+    Lightning's ``WandbLogger`` (``log_model``, ``prefix``, ...)."""
     from cnnbench.wandb_logger import OfflineFallbackWandbLogger
 
     mode = settings.mode
@@ -354,8 +433,8 @@ def make_wandb_logger(settings: WandbSettings, save_dir: str, config: dict[str, 
         mode = os.environ.get("WANDB_MODE") or ("online" if wandb_credentials_configured() else "offline")
     return OfflineFallbackWandbLogger(
         project=settings.project, entity=settings.entity, group=settings.group, name=settings.name,
-        tags=list(settings.tags) or None, save_dir=save_dir, offline=mode in ("offline", "dryrun"),
-        init_timeout=settings.init_timeout, config=config or {},
+        tags=list(settings.tags) or None, save_dir=os.path.abspath(save_dir), offline=mode in ("offline", "dryrun"),
+        init_timeout=settings.init_timeout, config=config or {}, **kwargs,
     )  # fmt: skip
 
 
@@ -367,9 +446,19 @@ def trainer_extras(
     config: dict[str, Any] | None = None,
     monitor: str = "val/acc",
     progress_bar: bool = True,
+    train_step: str = "auto",
+    model_summary: bool = False,
 ) -> dict[str, Any]:
     """Trainer keyword arguments: loggers, callbacks, the atomic checkpoint plugin and the
-    cost-free no-op profiler."""
+    cost-free no-op profiler.
+
+    ``train_step``: ``auto`` captures each training step in a CUDA graph where that is safe
+    (see :mod:`cnnbench.train_step`), ``graph`` does too and says why when it cannot,
+    ``eager`` never captures."""
+    from cnnbench.console import LayerSummary, quiet_console
+    from cnnbench.train_step import CapturedStep
+
+    quiet_console()
     csv_logger = ResumableCSVLogger(save_dir=run_dir, name=name, version=version)
     loggers: list[Logger] = [csv_logger]
     if wandb is not None:
@@ -379,10 +468,12 @@ def trainer_extras(
             dirpath=os.path.join(csv_logger.log_dir, "checkpoints"), filename="best-{epoch}-{step}",
             monitor=monitor, mode="max", save_last=True, enable_version_counter=False,
         ),
-        InterruptCheckpoint(), RNGState(), DivergenceGuard(), Throughput(), ResumeState(),
+        InterruptCheckpoint(), RNGState(), DivergenceGuard(), Throughput(), CapturedStep(train_step), ResumeState(),
     ]  # fmt: skip
     if progress_bar:
         callbacks.append(ProgressBar())
+    if model_summary:  # layers only; Lightning's own table also lists the metric objects
+        callbacks.append(LayerSummary())
     return {"logger": loggers, "callbacks": callbacks, "plugins": [AtomicCheckpointIO()], "profiler": NoProfiler()}
 
 

@@ -7,13 +7,18 @@
   to offline mode instead of failing the fit.
 * The run is finished in :meth:`finalize`, so several fits in one process give several
   runs (unless ``keep_open`` is set, e.g. while a test follows the fit).
+* The run's config is the one given at construction (cnnbench passes the whole nested
+  CLI config): Lightning's flat copy of the model's hyperparameters (with private keys
+  such as ``_instantiator``) is not logged a second time.
 
 Imported only when W&B logging is asked for: ``import cnnbench`` never imports wandb.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
@@ -32,11 +37,26 @@ class OfflineFallbackWandbLogger(WandbLogger):
 
         kwargs.setdefault("settings", wandb.Settings(init_timeout=init_timeout, silent=True))
         super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            # Lightning always passes the key; W&B warns that the setting is deprecated
+            self._wandb_init.pop("anonymous", None)
         self.keep_open = False
         self.fell_back_offline = False
+        self._has_config = bool(self._wandb_init.get("config"))
+
+    def log_hyperparams(self, params: Mapping[str, Any] | Any) -> None:
+        """Log hyperparameters unless the full config was given at construction."""
+        if self._has_config:
+            return
+        if isinstance(params, Mapping):
+            params = {k: v for k, v in params.items() if not str(k).startswith("_")}
+        super().log_hyperparams(params)
 
     @property  # type: ignore[override]
     def experiment(self) -> Any:
+        if self._experiment is None and self._save_dir:
+            # W&B looks for a git repository in the run's folder and warns if it is missing
+            os.makedirs(self._save_dir, exist_ok=True)
         try:
             return super().experiment
         except Exception as err:  # server unreachable, timeout, auth failure
@@ -72,6 +92,5 @@ class OfflineFallbackWandbLogger(WandbLogger):
         # reset W&B's process-wide settings so the next run reads its mode and server afresh
         wandb.teardown()
         if self._offline and run_dir:
-            print(
-                f"W&B run saved offline; upload it with: wandb sync {run_dir.rsplit('/files', 1)[0]}", file=sys.stderr
-            )
+            folder = os.path.abspath(run_dir.rsplit("/files", 1)[0])  # copy-pasteable from any directory
+            print(f"W&B run saved offline; upload it with: wandb sync {folder}", file=sys.stderr)

@@ -93,12 +93,16 @@ def test_bad_values_fail_before_training(mnist_data: Path, workdir: Path, capsys
     assert "max, avg, min" in capsys.readouterr().err
     assert main(["fit", "--model", "lenet5", "--model.lr", "-1", *data_args(mnist_data), *FAST]) == 2
     assert "lr must be > 0" in capsys.readouterr().err
-    assert main(["fit", "--model", "alexnet", *data_args(mnist_data), *FAST]) == 2
+    args = ["fit", "--model", "alexnet", "--data", "mnist", "--data.image_size=32", *data_args(mnist_data), *FAST]
+    assert main([*args, "--trainer.max_steps=1"]) == 2
     assert "smaller than its" in capsys.readouterr().err
     assert not list(workdir.rglob("*.ckpt"))
 
 
-def test_models_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_and_summary(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the models table cache
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "lenet5_classic" in out and "60,000" in out and "61,100,840" in out
@@ -148,6 +152,7 @@ def test_predict_on_files_with_per_file_errors(
             "predict",
             "--ckpt_path",
             ckpt,
+            "--format=csv",
             str(images),
             str(workdir / "colour.png"),
             str(workdir / "missing.png"),
@@ -156,28 +161,11 @@ def test_predict_on_files_with_per_file_errors(
     )
     out, err = capsys.readouterr()
     assert code == 1
-    assert len(out.strip().splitlines()) == 2 and all(len(line.split("\t")) == 3 for line in out.strip().splitlines())
+    assert len(out.strip().splitlines()) == 3 and all(len(line.split(",")) == 3 for line in out.strip().splitlines())
     assert "missing.png: error: no such file" in err
     assert "notes.png: error: not a readable image" in err
     assert "colour.png: error: colour image (3 channels) but the model expects greyscale" in err
     assert main(["predict", "--ckpt_path", ckpt, "--convert", str(workdir / "colour.png")]) == 0
-
-
-def test_bf16_mixed_on_cpu(mnist_data: Path, workdir: Path) -> None:
-    assert (
-        main(
-            [
-                "fit",
-                "--model",
-                "lenet5",
-                *data_args(mnist_data),
-                "--trainer.max_steps=3",
-                "--trainer.precision=bf16-mixed",
-                *FAST,
-            ]
-        )
-        == 0
-    )
 
 
 def test_wandb_offline_run_folder_with_metrics(mnist_data: Path, workdir: Path) -> None:
@@ -189,22 +177,6 @@ def test_wandb_offline_run_folder_with_metrics(mnist_data: Path, workdir: Path) 
     assert list(runs[0].glob("*.wandb")) and (workdir / "runs" / "lenet5" / "version_0" / "metrics.csv").is_file()
     records = next(runs[0].glob("*.wandb")).read_bytes()  # protobuf records hold the metric keys
     assert b"val/acc" in records and b"train/loss" in records and b"cnnbench-test" in records
-
-
-def test_resume_after_stop_mid_epoch_continues_from_its_step(mnist_data: Path, workdir: Path) -> None:
-    # 500 train images / 32 = 15 steps per epoch; stop after 7 (mid-epoch), then resume
-    base = ["--model", "lenet5", "--model.scheduler=cosine", *data_args(mnist_data), *FAST]
-    assert main(["fit", *base, "--trainer.max_steps=7"]) == 0
-    assert main(["fit", *base, "--trainer.max_steps=20", "--ckpt_path", "last"]) == 0
-    ckpt = torch.load(workdir / "runs" / "lenet5" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["global_step"] == 20
-    steps = [
-        int(r["step"])
-        for r in read_metrics(workdir / "runs" / "lenet5" / "version_0" / "metrics.csv")
-        if r["train/loss"]
-    ]
-    assert steps == sorted(set(steps))  # no step logged twice: resumed at 7, not 0
-    assert not (workdir / "runs" / "lenet5" / "version_1").exists()  # same run folder
 
 
 def test_ddp_with_two_cpu_processes(mnist_data: Path, workdir: Path) -> None:

@@ -1,12 +1,15 @@
 """One grid run, in its own process: fit, test, robustness, result file.
 
-``python -m cnnbench.bench.cell RUN.json`` is what the runner starts for each cell (and
-what Lightning re-executes on every rank of a multi-device cell). The result is written
-atomically by rank 0 only: a run either has a complete result file or none.
+A cell runs in a process forked by the fork server (:mod:`cnnbench.bench.forkserver`,
+which calls :func:`execute`), or, for multi-device cells and ``--launcher subprocess``,
+as ``python -m cnnbench.bench.cell RUN.json`` (what Lightning re-executes on every rank
+of a multi-device cell). The result is written atomically by rank 0 only: a run either
+has a complete result file or none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -15,21 +18,26 @@ import subprocess
 import sys
 import time
 import traceback
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-RESULT_SUFFIX = ".json"
+from cnnbench.bench.results import RESULT_SUFFIX, write_json_atomic
+
+__all__ = ["RESULT_SUFFIX", "build", "environment", "execute", "main", "run_cell", "write_json_atomic"]
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as fh:
-        json.dump(payload, fh, indent=1, sort_keys=True, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    """The commit of the cnnbench checkout ("" outside git); cached, so a fork server asks once."""
+    import cnnbench
+
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(cnnbench.__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
 
 
 def environment() -> dict[str, Any]:
@@ -40,12 +48,7 @@ def environment() -> dict[str, Any]:
 
     import cnnbench
 
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(cnnbench.__file__).parent
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        commit = ""
+    commit = git_commit()
     return {
         "cnnbench": cnnbench.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
         "lightning": lightning.__version__, "python": platform.python_version(), "git_commit": commit or None,
@@ -60,6 +63,8 @@ def build(run: dict[str, Any]) -> tuple[Any, Any]:
     from cnnbench.models import create_model
 
     cell, data = run["cell"], dict(run["grid"]["data"])
+    if "augment" in cell:  # the grid's augment axis; cells written before it keep the data block's
+        data["augment"] = cell["augment"]
     dm = create_data(data.pop("name"), seed=cell["seed"], **data)
     _, h, w = dm.image_shape
     model = create_model(
@@ -69,23 +74,44 @@ def build(run: dict[str, Any]) -> tuple[Any, Any]:
     return dm, model
 
 
+def set_threads(threads: int | None) -> int:
+    """Give this process ``threads`` intra-op (and inter-op) CPU threads; returns the count in use.
+
+    The runner gives each of its W parallel cells ``cores // W`` threads: with every cell
+    using all the cores, parallel cells slow each other down unevenly.
+    """
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+        with contextlib.suppress(RuntimeError):  # allowed once, before any inter-op work
+            torch.set_num_interop_threads(threads)
+    return torch.get_num_threads()
+
+
 def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
     """Fit and evaluate one cell; returns the result on rank 0 (None on other ranks)."""
     import lightning as L
     import torch
 
+    from cnnbench.bench.datacache import attach
     from cnnbench.bench.robustness import evaluate_robustness
+    from cnnbench.bench.timing import Timeline
     from cnnbench.models import summarize
     from cnnbench.models.base import DivergedError
     from cnnbench.training import Throughput, WandbSettings, trainer_extras
 
     cell, grid, out = run["cell"], run["grid"], Path(run["out"])
+    threads = set_threads(run.get("threads"))
     L.seed_everything(cell["seed"], workers=True, verbose=False)
     dm, model = build(run)
+    shared = attach(dm, grid["data"])  # in a forked cell: the server's decoded data, not the files again
     rows = summarize(model)
     result: dict[str, Any] = {
         "run_id": run["run_id"], "grid": grid["name"], **cell, "status": "running",
         "params": sum(r.params for r in rows), "macs": sum(r.macs for r in rows), "environment": environment(),
+        "threads": threads, "launcher": run.get("launcher", "subprocess"), "t_launch": run.get("t_launch"),
+        "data_shared": shared,
     }  # fmt: skip
     wandb = None
     if run.get("wandb", True):
@@ -107,16 +133,22 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
         config={"cell": cell, "grid": grid, "environment": result["environment"]},
         progress_bar=False,
     )
+    timeline = Timeline()
+    extras["callbacks"].append(timeline)
     trainer = L.Trainer(
         **{"max_epochs": 3, "enable_model_summary": False, "log_every_n_steps": 50, **grid["trainer"]},
         precision=cell["precision"], devices=cell["devices"], enable_progress_bar=False, **extras,
     )  # fmt: skip
+    for logger in trainer.loggers:
+        if hasattr(logger, "keep_open"):
+            logger.keep_open = True  # one W&B run for the fit, the test and the summary; finished below
     started = time.perf_counter()
     try:
         trainer.fit(model, dm)
     except DivergedError as err:
         result.update(status="diverged", error=str(err))
     result["train_time_s"] = time.perf_counter() - started
+    result.update(t_first_step=timeline.t_first_step, t_train_end=time.time(), val_time_s=timeline.val_time_s)
     result["epochs"] = trainer.current_epoch
     throughput = next(c for c in trainer.callbacks if isinstance(c, Throughput))  # type: ignore[attr-defined]
     result["images_per_s"] = throughput.total_images / max(throughput.total_time, 1e-9)
@@ -125,16 +157,21 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
     result["best_val_acc"] = float(score) if score is not None else None
     if result["status"] == "running":
         best = getattr(ckpt, "best_model_path", "")
+        started = time.perf_counter()
         metrics = trainer.test(model, dm, ckpt_path="best" if best else None, verbose=False)[0]
         result.update(status="ok", test_acc=metrics.get("test/acc"), test_loss=metrics.get("test/loss"))
+        result["test_time_s"], started = time.perf_counter() - started, time.perf_counter()
         if trainer.is_global_zero:
             images, labels = dm.splits["test"]
             limit = grid["robustness"].get("max_images")
             rob = grid["robustness"]
             result["robustness"] = evaluate_robustness(
                 trainer.lightning_module, images[:limit], labels[:limit], dm.normalize,
-                shifts=rob["shifts"], fill=rob.get("fill", "zero"), border=rob.get("border"),
+                shifts=rob["shifts"], fills=rob.get("fills") or [rob.get("fill", "zero")], copies=rob.get("copies", 4),
+                seed=rob.get("seed", 0), edge=rob.get("edge", True), batch_size=rob.get("batch_size") or 4096,
             )  # fmt: skip
+        result["robustness_time_s"] = time.perf_counter() - started
+    result["t_eval_end"] = time.time()
     if torch.cuda.is_available() and cell["devices"] and trainer.strategy.root_device.type == "cuda":
         result["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -151,9 +188,13 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
     return result if trainer.is_global_zero else None
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    run = json.loads(Path(args[0]).read_text())
+def execute(run: dict[str, Any]) -> int:
+    """Run one cell and write its result atomically (rank 0); the process's exit code.
+
+    Example:
+        >>> execute(json.loads(Path("RUN.json").read_text()))  # doctest: +SKIP
+        0
+    """
     result_path = Path(run["out"]) / "results" / f"{run['run_id']}{RESULT_SUFFIX}"
     try:
         result = run_cell(run)
@@ -178,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     if result is not None:
         write_json_atomic(result_path, result)
     return 0 if result is None or result["status"] == "ok" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cnnbench.bench.cell RUN.json``: one cell in this process."""
+    args = sys.argv[1:] if argv is None else argv
+    return execute(json.loads(Path(args[0]).read_text()))
 
 
 if __name__ == "__main__":

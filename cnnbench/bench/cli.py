@@ -18,6 +18,7 @@ def sweep_config(spec: GridSpec, grid_path: str, out: str) -> dict[str, Any]:
         "model": {"values": [m.label for m in spec.models]}, "pool": {"values": spec.pool},
         "padding": {"values": [str(p) for p in spec.padding]}, "padding_mode": {"values": spec.padding_mode},
         "precision": {"values": spec.precision}, "devices": {"values": spec.devices}, "seed": {"values": spec.seeds},
+        "augment": {"values": spec.augment},
     }  # fmt: skip
     return {
         "name": spec.name, "method": "grid", "program": "cnnbench", "parameters": params,
@@ -29,7 +30,14 @@ def bench_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="cnnbench bench", description="Run a pooling × padding ablation grid.")
     parser.add_argument("grid", help="grid YAML file")
     parser.add_argument("--out", required=False, help="output folder (default: results/<grid name>)")
-    parser.add_argument("--workers", type=int, default=1, help="runs at once, each in its own process")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="runs at once, each in its own process with cores/workers CPU threads"
+    )
+    parser.add_argument(
+        "--launcher", choices=("fork", "subprocess"), default="fork",
+        help="fork: cells forked from one process that imported torch and read the data once (default); "
+        "subprocess: a fresh Python per cell. Multi-device cells always run as subprocesses",
+    )  # fmt: skip
     parser.add_argument("--shard", default="0/1", help="run only slice i of n (i/n), e.g. for a SLURM job array")
     parser.add_argument("--retry-failed", action="store_true", help="run again the runs that failed")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
@@ -38,7 +46,7 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--emit-wandb-sweep", action="store_true", help="write the W&B sweep config and exit")
     parser.add_argument("--dry-run", action="store_true", help="list the runs of this shard and exit")
-    for axis in ("model", "pool", "padding", "padding_mode", "precision", "devices", "seed"):
+    for axis in ("model", "pool", "padding", "padding_mode", "precision", "devices", "augment", "seed"):
         parser.add_argument(f"--{axis}", default=None, help=f"run only cells with this {axis} (W&B sweep agents)")
     args = parser.parse_args(argv)
 
@@ -53,7 +61,7 @@ def bench_main(argv: list[str]) -> int:
         return 0
     only = {
         k: v
-        for k in ("model", "pool", "padding", "padding_mode", "precision", "devices", "seed")
+        for k in ("model", "pool", "padding", "padding_mode", "precision", "devices", "augment", "seed")
         if (v := getattr(args, k)) is not None
     }
     if args.dry_run:
@@ -68,6 +76,7 @@ def bench_main(argv: list[str]) -> int:
     outcome = run_grid(
         spec, out, workers=args.workers, shard_index=index, shard_count=count, retry_failed=args.retry_failed,
         wandb=not args.no_wandb, keep_checkpoints=args.keep_checkpoints, timeout=args.timeout, only=only or None,
+        launcher=args.launcher,
     )  # fmt: skip
     counts: dict[str, int] = {}
     for status in outcome.statuses.values():
@@ -110,10 +119,14 @@ def report_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="cnnbench report", description="Summarise a grid's results folder.")
     parser.add_argument("out", help="the folder given to `cnnbench bench --out`")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument(
+        "--resolution", type=float, default=0.5,
+        help="accuracy points within which a difference reads 'within ±resolution' instead of 'not resolved'",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     from cnnbench.bench.report import write_report
 
-    paths = write_report(args.out, plots=not args.no_plots)
+    paths = write_report(args.out, plots=not args.no_plots, resolution=args.resolution / 100)
     for kind, path in paths.items():
         print(f"{kind:>10}: {path}")
     return 0

@@ -5,10 +5,20 @@ Example:
     ...                            "pool": ["max", "avg"], "padding": ["valid"], "seeds": [0, 1]})
     >>> [c.run_id for c in expand(spec)][:2]
     ['lenet5-max-valid-zeros-32-true-d1-s0', 'lenet5-max-valid-zeros-32-true-d1-s1']
+
+Every key of the ``data:``, ``models[].args`` and ``trainer:`` blocks is checked against
+the real signatures when the grid is loaded (``--dry-run`` included), so a typo fails in
+a second, naming the file, the key and the closest valid names, not after the first cell.
+
+The ``augment`` axis (``none`` / ``standard`` / ``strong``) is part of each cell. A run_id
+carries it as ``-aug<preset>`` before the seed, except for ``standard`` (every data set's
+default but ``synthetic``'s), so grids written before the axis keep their run_ids and
+their finished results.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import inspect
 import itertools
@@ -30,15 +40,59 @@ TOP_KEYS = (
     "padding_mode",
     "precision",
     "devices",
+    "augment",
     "seeds",
     "trainer",
     "robustness",
 )
-ROBUSTNESS_KEYS = ("shifts", "fill", "border", "max_images")
+ROBUSTNESS_KEYS = ("shifts", "fills", "fill", "copies", "seed", "edge", "max_images", "batch_size")
+ROBUSTNESS_DEFAULTS: dict[str, Any] = {"shifts": [1, 2, 3, 4], "fills": ["zero", "circular"], "copies": 4, "seed": 0}
+DEFAULT_AUGMENT = "standard"
+#: data-module arguments a grid sets through its own axes, never in ``data:``
+DATA_LINKED = {"seed": "the seeds axis", "augment": "the top-level augment axis"}
 
 
 class GridError(ValueError):
     """A grid file that cannot be run, with the file and key named."""
+
+
+def accepted_arguments(target: Any) -> set[str] | None:
+    """Keyword arguments a class (its ``__init__`` chain) or function accepts; None = any.
+
+    Follows ``**kwargs`` up the class hierarchy, stopping at Lightning's and torch's own
+    base classes, which take nothing a cnnbench subclass does not already name.
+
+    Example:
+        >>> from cnnbench.data import DATA
+        >>> {"batch_size", "image_size", "augment"} <= accepted_arguments(DATA.get("mnist"))
+        True
+    """
+    names: set[str] = set()
+    chain = target.__mro__ if isinstance(target, type) else (target,)
+    for klass in chain:
+        fn = klass.__dict__.get("__init__") if isinstance(target, type) else klass
+        if fn is None:
+            continue
+        if isinstance(target, type) and klass.__module__.split(".")[0] in (
+            "lightning",
+            "pytorch_lightning",
+            "torch",
+            "builtins",
+        ):
+            return names
+        params = list(inspect.signature(fn).parameters.values())
+        names |= {p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+        if not isinstance(target, type):
+            return None  # a builder function taking **kwargs: cannot know
+    return names
+
+
+def _unknown_argument(key: str, valid: set[str], what: str) -> str:
+    close = difflib.get_close_matches(key, sorted(valid), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"not an argument of {what}{hint} (valid: {', '.join(sorted(valid))})"
 
 
 @dataclass(frozen=True)
@@ -67,15 +121,25 @@ class Cell:
     precision: str
     devices: int
     seed: int
+    augment: str = DEFAULT_AUGMENT
 
     @property
     def run_id(self) -> str:
-        return f"{self.model_label}-{self.pool}-{self.padding}-{self.padding_mode}-{self.precision}-d{self.devices}-s{self.seed}"
+        aug = "" if self.augment == DEFAULT_AUGMENT else f"-aug{self.augment}"
+        return f"{self.model_label}-{self.pool}-{self.padding}-{self.padding_mode}-{self.precision}-d{self.devices}{aug}-s{self.seed}"
 
     @property
     def group_key(self) -> tuple[Any, ...]:
         """Coordinates without the seed: runs with the same key are repeats."""
-        return (self.model_label, self.pool, self.padding, self.padding_mode, self.precision, self.devices)
+        return (
+            self.model_label,
+            self.pool,
+            self.padding,
+            self.padding_mode,
+            self.precision,
+            self.devices,
+            self.augment,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,7 +157,8 @@ class GridSpec:
     devices: list[int] = field(default_factory=lambda: [1])
     seeds: list[int] = field(default_factory=lambda: [0])
     trainer: dict[str, Any] = field(default_factory=dict)
-    robustness: dict[str, Any] = field(default_factory=lambda: {"shifts": [1, 2, 3, 4]})
+    robustness: dict[str, Any] = field(default_factory=lambda: dict(ROBUSTNESS_DEFAULTS))
+    augment: list[str] = field(default_factory=lambda: [DEFAULT_AUGMENT])
     description: str = ""
     source: str = "<dict>"
 
@@ -156,6 +221,20 @@ class GridSpec:
             raise fail("data", "give {name: <data module>, ...arguments}")
         if data["name"] not in DATA:
             raise fail("data.name", DATA.unknown_message(str(data["name"])))
+        data_cls = DATA.get(data["name"])
+        data_args = accepted_arguments(data_cls)
+        for key in data:
+            if key in DATA_LINKED:
+                if key != "augment" or "augment" in raw:
+                    raise fail(f"data.{key}", f"set by {DATA_LINKED[key]}, not in data:")
+            elif key != "name" and data_args is not None and key not in data_args:
+                raise fail(
+                    f"data.{key}", _unknown_argument(key, data_args - set(DATA_LINKED), f"data module {data['name']!r}")
+                )
+        presets = tuple(getattr(data_cls, "augment_presets", {DEFAULT_AUGMENT: None}))
+        default_augment = DEFAULT_AUGMENT if DEFAULT_AUGMENT in presets else presets[0]
+        augment = axis("augment", [data.get("augment", default_augment)], presets)
+        data = {k: v for k, v in data.items() if k != "augment"}  # the axis carries it, per cell
         models = []
         for entry in axis("models", []):
             item = (
@@ -174,6 +253,12 @@ class GridSpec:
                 raise fail(
                     f"models.{item.name}.args.{linked[0]}", "set by the data module or a grid axis, not per model"
                 )
+            model_args = accepted_arguments(MODELS.get(item.name))
+            for key in item.args:
+                if model_args is not None and key not in model_args:
+                    raise fail(
+                        f"models.{item.name}.args.{key}", _unknown_argument(key, model_args, f"model {item.name!r}")
+                    )
             models.append(item)
         trainer = raw.get("trainer") or {}
         import lightning as L
@@ -181,22 +266,39 @@ class GridSpec:
         trainer_params = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
         for key in trainer:
             if key not in trainer_params:
-                raise fail(f"trainer.{key}", "not a Trainer argument")
+                close = difflib.get_close_matches(key, sorted(trainer_params), n=3, cutoff=0.6)
+                hint = f"; did you mean {' or '.join(close)}?" if close else ""
+                raise fail(f"trainer.{key}", f"not a Trainer argument{hint}")
             if key in ("max_epochs", "max_steps") and (
                 not isinstance(trainer[key], int) or trainer[key] == 0 or trainer[key] < -1
             ):
                 raise fail(f"trainer.{key}", f"must be a positive integer (or -1), got {trainer[key]!r}")
             if key in ("precision", "devices"):
                 raise fail(f"trainer.{key}", f"use the top-level '{key}' axis")
-        robustness = raw.get("robustness") or {}
+        robustness = dict(raw.get("robustness") or {})
         for key in robustness:
+            if key == "border":
+                raise fail(
+                    "robustness.border",
+                    "the cropping border probe was replaced by the edge probe (no ink lost); remove the key",
+                )
             if key not in ROBUSTNESS_KEYS:
                 raise fail(f"robustness.{key}", f"unknown key; valid: {', '.join(ROBUSTNESS_KEYS)}")
-        if robustness.get("fill", "zero") not in ("zero", "circular"):
-            raise fail("robustness.fill", "valid: zero, circular")
-        shifts = robustness.get("shifts", [1, 2, 3, 4])
+        if "fill" in robustness:  # the older single-variant spelling
+            if "fills" in robustness:
+                raise fail("robustness.fill", "give fills only")
+            robustness["fills"] = [robustness.pop("fill")]
+        robustness = {**ROBUSTNESS_DEFAULTS, **robustness}
+        fills = robustness["fills"]
+        if not isinstance(fills, list) or not fills or not set(fills) <= {"zero", "circular"}:
+            raise fail("robustness.fills", "a list of zero and/or circular")
+        shifts = robustness["shifts"]
         if not isinstance(shifts, list) or not all(isinstance(s, int) and s > 0 for s in shifts):
             raise fail("robustness.shifts", "a list of positive integers")
+        for key, low in (("copies", 2), ("seed", 0), ("max_images", 1), ("batch_size", 1)):
+            value = robustness.get(key, low)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+                raise fail(f"robustness.{key}", f"an integer >= {low}, got {value!r}")
         if not isinstance(raw["name"], str) or not raw["name"] or "/" in raw["name"]:
             raise fail("name", "a non-empty name without '/'")
         return cls(
@@ -204,7 +306,7 @@ class GridSpec:
             pool=axis("pool", [], POOL_KINDS), padding=axis("padding", [], (*PADDINGS, "default")),
             padding_mode=axis("padding_mode", ["zeros"], PADDING_MODES), precision=axis("precision", ["32-true"], PRECISIONS),
             devices=axis("devices", [1], kind=int), seeds=axis("seeds", [0], kind=int), trainer=dict(trainer),
-            robustness={"shifts": shifts, **robustness}, description=str(raw.get("description", "")), source=source,
+            robustness=robustness, augment=augment, description=str(raw.get("description", "")), source=source,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,11 +317,18 @@ class GridSpec:
 
 
 def expand(spec: GridSpec) -> list[Cell]:
-    """Every cell × seed of the grid, in a fixed order (models, pools, paddings, ..., seeds)."""
+    """Every cell × seed of the grid, in a fixed order (models, pools, paddings, ..., augment, seeds)."""
     return [
-        Cell(m.name, m.args, m.label, pool, pad, mode, prec, dev, seed)
-        for m, pool, pad, mode, prec, dev, seed in itertools.product(
-            spec.models, spec.pool, spec.padding, spec.padding_mode, spec.precision, spec.devices, spec.seeds
+        Cell(m.name, m.args, m.label, pool, pad, mode, prec, dev, seed, aug)
+        for m, pool, pad, mode, prec, dev, aug, seed in itertools.product(
+            spec.models,
+            spec.pool,
+            spec.padding,
+            spec.padding_mode,
+            spec.precision,
+            spec.devices,
+            spec.augment,
+            spec.seeds,
         )
     ]
 

@@ -1,14 +1,22 @@
 """Run a grid: skip what is finished, run the rest in child processes, never lose a result.
 
+Cells run in processes forked from one fork server (:mod:`cnnbench.bench.forkserver`),
+which imports torch and Lightning and reads the data once per grid, so a cell spends its
+time training; multi-device (DDP) cells, and every cell with ``launcher="subprocess"``,
+run as ``python -m cnnbench.bench.cell RUN.json`` instead.
+
 Guarantees (each tested in ``tests/bench`` and ``tests/reliability``):
 
 * A run's result file is written atomically by the run itself, so a runner killed at any
   moment (SIGKILL included) leaves only complete results; half-written temporary files are
-  never read as results.
+  never read as results. A killed runner leaves no process behind (``PR_SET_PDEATHSIG``).
 * Rerunning skips finished runs (``ok``, ``diverged``, ``infeasible``); ``failed`` runs
   are retried only with ``retry_failed``. A per-run lock file keeps two runners sharing
-  one folder (shards, or a double start) from running the same cell twice.
-* A failing run never stops the grid; the exit code reports it.
+  one folder (shards, or a double start) from running the same cell twice; the result is
+  read again once the lock is held, so a cell another runner has just finished is skipped.
+* A failing run (an exception, a segfault, a timeout) never stops the grid; its result
+  says ``failed`` with its error lines, and the exit code reports it.
+* With ``workers`` W on C cores each cell gets ``max(1, C // W)`` CPU threads.
 
 Example:
     >>> from cnnbench.bench.grid import GridSpec
@@ -22,21 +30,26 @@ import contextlib
 import ctypes
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnbench.bench.cell import RESULT_SUFFIX, write_json_atomic
+from cnnbench.bench.forkclient import ForkServer
 from cnnbench.bench.grid import Cell, GridSpec, expand, shard
+from cnnbench.bench.progress import Progress
+from cnnbench.bench.results import RESULT_SUFFIX, write_json_atomic
 
 DONE = ("ok", "diverged", "infeasible")
-_ERROR_LINE = re.compile(r"^(?:\[rank\d+\]: )?\w*(?:Error|Exception)\b.*$", re.MULTILINE)
+LAUNCHERS = ("fork", "subprocess")
+_ERROR_LINE = re.compile(r"^(?:\[rank\d+\]: )?(?:\w*(?:Error|Exception)\b.*|Fatal Python error: .*)$", re.MULTILINE)
 
 
 @dataclass
@@ -44,6 +57,8 @@ class GridOutcome:
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
+    #: seconds from starting the fork server to its first possible fork (None: not used)
+    server_ready_s: float | None = None
 
     @property
     def failed(self) -> list[str]:
@@ -102,6 +117,20 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def cpu_share(workers: int, devices: int = 1) -> int:
+    """CPU threads for each process of a cell when ``workers`` cells run at once.
+
+    Example:
+        >>> cpu_share(workers=64) >= 1
+        True
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(workers, 1) // max(devices, 1))
+
+
 def check_feasible(spec: GridSpec, cell: Cell) -> str | None:
     """The geometry error of an impossible cell, found without touching data."""
     from cnnbench.bench.cell import build
@@ -118,6 +147,11 @@ def check_feasible(spec: GridSpec, cell: Cell) -> str | None:
     return None
 
 
+def _settled(result: dict[str, Any] | None, retry_failed: bool) -> bool:
+    """A result that needs no new run."""
+    return result is not None and (result["status"] in DONE or (result["status"] == "failed" and not retry_failed))
+
+
 def run_grid(
     spec: GridSpec,
     out: str | Path,
@@ -130,20 +164,27 @@ def run_grid(
     timeout: float | None = None,
     only: dict[str, str] | None = None,
     log: Any = sys.stderr,
+    launcher: str = "fork",
 ) -> GridOutcome:
     """Run the cells of this shard that have no finished result yet.
 
     Args:
         spec: The validated grid.
         out: Output folder (``results/``, ``runs/``, ``logs/`` and the report go there).
-        workers: Runs at once, each in its own process.
+        workers: Runs at once, each in its own process, each with ``cores // workers`` threads.
         shard_index, shard_count: Run only the ``shard_index``-th of ``shard_count`` slices.
         retry_failed: Run again the runs whose last attempt failed.
         wandb: Log every run to W&B (offline without credentials).
         keep_checkpoints: Keep each run's checkpoints (deleted after success otherwise).
         timeout: Seconds before a run is killed and recorded as failed.
         only: Run only the cells whose coordinates match (``{"pool": "max"}``).
+        log: Where the progress line goes.
+        launcher: ``fork`` (cells forked from one server that imported and read the data
+            once) or ``subprocess`` (a fresh Python per cell). Multi-device cells always
+            run as subprocesses.
     """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}")
     out = Path(out)
     for sub in ("results", "logs", "locks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -156,97 +197,179 @@ def run_grid(
             if all(str(c.to_dict().get(k if k != "model" else "model_label")) == str(v) for k, v in only.items())
         ]
     outcome = GridOutcome()
-    todo: list[Cell] = []
+    pending: list[tuple[Cell, dict[str, Any] | None]] = []
     for cell in cells:
         previous = read_result(out / "results" / f"{cell.run_id}{RESULT_SUFFIX}")
-        if previous and (previous["status"] in DONE or (previous["status"] == "failed" and not retry_failed)):
+        if previous is not None and _settled(previous, retry_failed):
             outcome.skipped.append(cell.run_id)
             outcome.statuses[cell.run_id] = previous["status"]
             continue
-        reason = check_feasible(spec, cell)
-        if reason is not None:
+        pending.append((cell, previous))
+    server = None
+    if launcher == "fork" and any(c.devices == 1 for c, _ in pending):
+        # started first: it imports torch and reads the data while feasibility is checked here
+        server = ForkServer(out / "logs" / "forkserver.log", preload=[spec.data], wandb=wandb)
+        server.start()
+    progress = Progress(total=len(pending), workers=workers, stream=log)
+    threads = cpu_share(workers)
+    if pending:
+        progress.note(
+            f"{spec.name}: {len(cells)} cells, {len(outcome.skipped)} already done, {len(pending)} to run "
+            f"({max(workers, 1)} at once, {threads} CPU threads each, launcher {launcher})"
+        )
+    try:
+        todo: list[tuple[Cell, dict[str, Any] | None]] = []
+        for cell, previous in pending:
+            reason = check_feasible(spec, cell)
+            if reason is None:
+                todo.append((cell, previous))
+                continue
             write_json_atomic(
                 out / "results" / f"{cell.run_id}{RESULT_SUFFIX}",
                 {"run_id": cell.run_id, **cell.to_dict(), "status": "infeasible", "error": reason},
             )
             outcome.statuses[cell.run_id] = "infeasible"
-            print(f"[infeasible] {cell.run_id}: {reason}", file=log)
-            continue
-        todo.append(cell)
+            progress.finished(cell.run_id, "infeasible", note=reason)
+        slots: queue.Queue[int] = queue.Queue()  # GPU slices: a slot is held by one running cell
+        for slot in range(max(workers, 1)):
+            slots.put(slot)
+        launch_args = (spec, out, wandb, keep_checkpoints, timeout, server, progress)
 
-    def launch(indexed: tuple[int, Cell]) -> None:
-        slot, cell = indexed
-        lock = out / "locks" / f"{cell.run_id}.lock"
-        if not acquire_lock(lock):
-            outcome.skipped.append(cell.run_id)
-            return
-        try:
-            outcome.statuses[cell.run_id] = _launch_cell(
-                spec, cell, out, slot % max(workers, 1), wandb, keep_checkpoints, timeout
-            )
-            outcome.ran.append(cell.run_id)
-            print(f"[{outcome.statuses[cell.run_id]}] {cell.run_id}", file=log, flush=True)
-        finally:
-            lock.unlink(missing_ok=True)
+        def launch(item: tuple[Cell, dict[str, Any] | None]) -> None:
+            cell, previous = item
+            lock = out / "locks" / f"{cell.run_id}.lock"
+            if not acquire_lock(lock):
+                outcome.skipped.append(cell.run_id)
+                progress.finished(cell.run_id, "skipped", note="(another runner is running it)")
+                return
+            try:
+                current = read_result(out / "results" / f"{cell.run_id}{RESULT_SUFFIX}")
+                if current != previous or _settled(current, retry_failed):
+                    # another runner finished it between our first look and taking the lock
+                    outcome.skipped.append(cell.run_id)
+                    if current is not None:
+                        outcome.statuses[cell.run_id] = current["status"]
+                    progress.finished(cell.run_id, "skipped", note="(just finished by another runner)")
+                    return
+                slot = slots.get()
+                try:
+                    progress.started(cell.run_id)
+                    result = _launch_cell(cell, previous, slot, cpu_share(workers, cell.devices), *launch_args)
+                finally:
+                    slots.put(slot)
+                outcome.statuses[cell.run_id] = str(result["status"])
+                outcome.ran.append(cell.run_id)
+                progress.finished(cell.run_id, str(result["status"]), result)
+            finally:
+                lock.unlink(missing_ok=True)
 
-    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        list(pool.map(launch, enumerate(todo)))
+        with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+            list(pool.map(launch, todo))
+    finally:
+        if server is not None:
+            server.close()
+            outcome.server_ready_s = server.ready_s
+        progress.close()
     return outcome
 
 
 def _launch_cell(
-    spec: GridSpec, cell: Cell, out: Path, slot: int, wandb: bool, keep: bool, timeout: float | None
-) -> str:
-    run = {
-        "run_id": cell.run_id,
-        "cell": cell.to_dict(),
-        "grid": spec.to_dict(),
-        "out": str(out),
-        "wandb": wandb,
-        "keep_checkpoints": keep,
-    }
-    env = dict(os.environ)
+    cell: Cell,
+    previous: dict[str, Any] | None,
+    slot: int,
+    threads: int,
+    spec: GridSpec,
+    out: Path,
+    wandb: bool,
+    keep: bool,
+    timeout: float | None,
+    server: ForkServer | None,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Run one cell (forked, or as a subprocess) and complete its result file."""
+    run: dict[str, Any] = {
+        "run_id": cell.run_id, "cell": cell.to_dict(), "grid": spec.to_dict(), "out": str(out),
+        "wandb": wandb, "keep_checkpoints": keep, "threads": threads,
+    }  # fmt: skip
+    gpus = _gpu_env(slot, cell.devices)
+    log_path = out / "logs" / f"{cell.run_id}.log"
+    code: int | str
+    if server is not None and cell.devices == 1 and server.wait_ready():
+        run.update(launcher="fork", t_launch=time.time())
+        code = server.run(cell.run_id, run, log_path, env=gpus, timeout=timeout, data=spec.data)
+    else:
+        if server is not None and cell.devices == 1:
+            progress.note("fork server did not start (see logs/forkserver.log): running this cell as a subprocess")
+        run.update(launcher="subprocess", t_launch=time.time())
+        code = _run_subprocess(run, out, log_path, gpus, threads, timeout)
+    return _complete(cell, previous, out, log_path, code, {"launcher": run["launcher"], "t_launch": run["t_launch"]})
+
+
+def _run_subprocess(
+    run: dict[str, Any], out: Path, log_path: Path, gpus: dict[str, str], threads: int, timeout: float | None
+) -> int | str:
+    env = {**os.environ, **gpus, "OMP_NUM_THREADS": str(threads)}  # Lightning's DDP ranks read it too
     env.pop("CNNBENCH_RUN_VERSION", None)
-    _share_gpus(env, slot, cell.devices)
-    result_path = out / "results" / f"{cell.run_id}{RESULT_SUFFIX}"
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=out / "logs", delete=False) as fh:
         json.dump(run, fh)
-    log_path = out / "logs" / f"{cell.run_id}.log"
     try:
         with log_path.open("w") as log:
             proc = subprocess.run(
                 [sys.executable, "-m", "cnnbench.bench.cell", fh.name], stdout=log, stderr=subprocess.STDOUT,
                 env=env, timeout=timeout, preexec_fn=_die_with_parent,
             )  # fmt: skip
-        code: int | str = proc.returncode
+        return proc.returncode
     except subprocess.TimeoutExpired:
-        code = f"timeout after {timeout}s"
+        return f"timeout after {timeout:g}s"
     finally:
         os.unlink(fh.name)
+
+
+def _complete(
+    cell: Cell, previous: dict[str, Any] | None, out: Path, log_path: Path, code: int | str, launch: dict[str, Any]
+) -> dict[str, Any]:
+    """The cell's final result: its own, with the exit time and (if failed) its log's error lines."""
+    t_exit = time.time()
+    result_path = out / "results" / f"{cell.run_id}{RESULT_SUFFIX}"
     result = read_result(result_path)
-    tail = log_path.read_text(errors="replace")[-6000:] if log_path.exists() else ""
+    if result is not None and previous is not None and result == previous:
+        result = None  # the result of an earlier attempt: this one wrote none
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
     if result is None or (result["status"] not in DONE and result["status"] != "failed"):
-        error = f"run process ended ({code}) without a result"
-        result = {"run_id": cell.run_id, **cell.to_dict(), "status": "failed", "error": error, "log_tail": tail}
-        write_json_atomic(result_path, result)
-    elif result["status"] == "failed":
+        error = f"run process ended ({_describe(code)}) without a result"
+        result = {"run_id": cell.run_id, **cell.to_dict(), "status": "failed", "error": error}
+    if result["status"] == "failed":
         # every rank's errors: the rank that raised may not be the one that wrote the result
-        text = log_path.read_text(errors="replace") if log_path.exists() else ""
         errors = list(dict.fromkeys(m.group(0).strip() for m in _ERROR_LINE.finditer(text)))[:20]
-        write_json_atomic(result_path, {**result, "log_tail": tail, "error_lines": errors})
-    return str(result["status"])
+        result = {**result, "log_tail": text[-6000:], "error_lines": errors}
+    result = {**launch, **result, "t_exit": t_exit}
+    write_json_atomic(result_path, result)
+    return result
 
 
-def _share_gpus(env: dict[str, str], slot: int, devices: int) -> None:
-    """Give each parallel worker its own slice of the visible GPUs."""
-    visible = env.get("CUDA_VISIBLE_DEVICES")
+def _describe(code: int | str) -> str:
+    if isinstance(code, int) and code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}" if isinstance(code, int) else code
+
+
+def _gpu_env(slot: int, devices: int) -> dict[str, str]:
+    """``CUDA_VISIBLE_DEVICES`` giving parallel slot ``slot`` its own slice of the visible GPUs.
+
+    Counted through NVML (``torch.cuda.device_count``), which does not initialise CUDA in
+    the runner; with fewer GPUs than slots, cells share them.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
         import torch
 
         ids = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
     except ImportError:
-        return
+        return {}
     if not ids or devices < 1:
-        return
+        return {}
     start = (slot * devices) % len(ids)
-    env["CUDA_VISIBLE_DEVICES"] = ",".join(ids[(start + i) % len(ids)] for i in range(min(devices, len(ids))))
+    return {"CUDA_VISIBLE_DEVICES": ",".join(ids[(start + i) % len(ids)] for i in range(min(devices, len(ids))))}

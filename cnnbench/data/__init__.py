@@ -5,7 +5,7 @@ from cnnbench.data.base import ImageDataModule
 from cnnbench.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from cnnbench.data.files import DataError
 from cnnbench.data.imagefolder import ImageFolderDataModule
-from cnnbench.data.loader import TensorBatchLoader
+from cnnbench.data.loader import ModelInputLoader, TensorBatchLoader
 from cnnbench.data.mnist import FashionMNISTDataModule, MNISTDataModule
 from cnnbench.data.registry import DATA, create_data, list_data, register_data
 from cnnbench.data.synthetic import SyntheticDataModule
@@ -20,6 +20,7 @@ __all__ = [
     "ImageDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "ModelInputLoader",
     "SyntheticDataModule",
     "TensorBatchLoader",
     "create_data",

@@ -3,7 +3,20 @@
 A subclass says where its files are, how to check and download them, and how to read a
 split into one uint8 tensor; this class does the rest: the seeded train/val split,
 loaders (fast in-memory tensors, or torchvision's per-sample pipeline), and batch-level
-augmentation and normalization on the training device.
+augmentation, normalization and resizing on the training device.
+
+Two ways to iterate, one result. Under a running ``Trainer`` the tensor loader yields
+uint8 batches (plus an augmentation seed) that :meth:`ImageDataModule.on_after_batch_transfer`
+augments, normalizes and resizes on the training device: the fast path. Anywhere else
+(a plain PyTorch loop, a notebook) the same loaders yield ``(images, labels)`` exactly
+as the model sees them, on the CPU or on the device given to :meth:`ImageDataModule.to`.
+
+Example:
+    >>> from cnnbench.data import SyntheticDataModule
+    >>> dm = SyntheticDataModule(train_images=64, batch_size=16, image_size=48)
+    >>> x, y = next(iter(dm.train_dataloader()))
+    >>> tuple(x.shape), x.dtype, tuple(y.shape)
+    ((16, 1, 48, 48), torch.float32, (16,))
 """
 
 from __future__ import annotations
@@ -14,14 +27,22 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from cnnbench.data.augment import BatchAugment
 from cnnbench.data.files import DataError, default_root, network_timeout
-from cnnbench.data.loader import TensorBatchLoader
+from cnnbench.data.loader import ModelInputLoader, TensorBatchLoader
 from cnnbench.models.layers import check_choice
 
 LOADERS = ("tensor", "torchvision")
+
+
+def check_image_size(value: Any, minimum: int = 1) -> int:
+    """``value`` if it is an integer >= ``minimum``, else a one-line ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"image_size must be an integer >= {minimum}, got {value!r}")
+    return value
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -40,6 +61,14 @@ class ImageDataModule(L.LightningDataModule):
         download: Download missing files in ``prepare_data`` (never when False).
         verify: Check file MD5s.
         on_device: Keep the tensors on the training GPU (``auto``: when training on one).
+
+    Subclasses take ``image_size``: the side of the images the model receives. Images
+    held smaller (CIFAR's 32×32 for AlexNet's 224×224) are augmented at their own size,
+    then resized as a batch (bilinear ``F.interpolate``) on the device, never per sample.
+
+    Outside a running ``Trainer`` the loaders yield ``(images, labels)`` ready for the
+    model (float32, augmented when training, normalized, resized), on the CPU unless the
+    module was moved with :meth:`to`.
     """
 
     #: registry name, set by ``register_data``
@@ -49,6 +78,8 @@ class ImageDataModule(L.LightningDataModule):
     std: tuple[float, ...]
     default_val_size: ClassVar[int | float] = 5000
     augment_presets: ClassVar[dict[str, BatchAugment]] = {"none": BatchAugment()}
+    #: side of the images the model receives (None: as held); set by subclasses
+    image_size: int | None = None
 
     def __init__(
         self,
@@ -82,12 +113,19 @@ class ImageDataModule(L.LightningDataModule):
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._norm: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._train_source: torch.Tensor | None = None
+        self._device: torch.device | None = None  # set by to(): where standalone batches go
 
     # ------------------------------------------------------------------ subclass API
     @property
     @abstractmethod
+    def stored_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images as held in memory and augmented."""
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of the tensors the model receives."""
+        """(C, H, W) of the tensors the model receives: :attr:`stored_shape` resized to ``image_size``."""
+        c, h, w = self.stored_shape
+        return (c, self.image_size, self.image_size) if self.image_size else (c, h, w)
 
     @property
     def num_classes(self) -> int:
@@ -175,16 +213,52 @@ class ImageDataModule(L.LightningDataModule):
         return []
 
     def _target_device(self) -> torch.device | None:
-        if self.loader != "tensor" or self.on_device is False or self.trainer is None:
+        if self.loader != "tensor":
+            return None
+        if self.trainer is None:  # a plain loop: where to() asked for (the CPU by default)
+            return self._device if self._device is not None and self._device.type != "cpu" else None
+        if self.on_device is False:
             return None
         device = self.trainer.strategy.root_device
         return device if device.type == "cuda" else None
+
+    def _for_trainer(self) -> bool:
+        """True while a Trainer runs (fit/validate/test/predict): loaders take the fast path."""
+        status = getattr(getattr(self.trainer, "state", None), "status", None)
+        return getattr(status, "value", None) == "running"
+
+    @property
+    def device(self) -> torch.device:
+        """Where standalone loaders put their batches (see :meth:`to`)."""
+        return self._device or torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> ImageDataModule:
+        """Yield standalone batches on ``device``, and hold the tensor loader's images there.
+
+        Like ``nn.Module.to``, returns the module itself. A ``Trainer`` ignores it: it
+        moves data to its own device.
+
+        Example:
+            >>> from cnnbench.data import SyntheticDataModule
+            >>> dm = SyntheticDataModule(train_images=32, batch_size=8).to("cpu")
+            >>> next(iter(dm.test_dataloader()))[0].device
+            device(type='cpu')
+        """
+        self._device = torch.device(device)
+        if self.splits and self.loader == "tensor":
+            moved = {k: (x.to(self._device), y.to(self._device)) for k, (x, y) in self.splits.items()}
+            if self._train_source is not None:  # keep the training split a view of the padded copy
+                b = self.augmentation.border
+                self._train_source = self._train_source.to(self._device)
+                moved["train"] = (self._train_source[:, :, b:-b, b:-b], moved["train"][1])
+            self.splits = moved
+        return self
 
     def _tensor_loader(self, split: str, train: bool) -> TensorBatchLoader:
         x, y = self.splits[split]
         if train and self._train_source is not None:
             x = self._train_source  # batches carry the crop border: see on_after_batch_transfer
-        trainer = self.trainer
+        trainer = self.trainer if self._for_trainer() else None
         epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
         position_fn = (lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else None  # type: ignore[attr-defined]
         return TensorBatchLoader(
@@ -198,7 +272,10 @@ class ImageDataModule(L.LightningDataModule):
 
         transform = classic_transform(self, train)
         dataset = subset(self.torchvision_dataset(split != "test", transform), self.split_indices.get(split))
-        on_gpu = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        if self._for_trainer():
+            on_gpu = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        else:
+            on_gpu = self.device.type == "cuda"
         return DataLoader(
             dataset, self.batch_size if train else self.eval_batch_size, shuffle=train, drop_last=train,
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0, pin_memory=on_gpu,
@@ -207,9 +284,10 @@ class ImageDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool = False) -> Any:
         self.setup()
-        if self.loader == "tensor":
-            return self._tensor_loader(split, train)
-        return self._torchvision_loader(split, train)
+        raw = self._tensor_loader(split, train) if self.loader == "tensor" else self._torchvision_loader(split, train)
+        if self._for_trainer():
+            return raw  # uint8 (+ seed): on_after_batch_transfer finishes on the training device
+        return ModelInputLoader(raw, lambda batch: self.on_after_batch_transfer(batch, 0), self.device)
 
     def train_dataloader(self) -> Any:
         return self._loader("train", train=True)
@@ -225,13 +303,25 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("test")
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixels in 0-255 (uint8 or float) → float32 ``(x/255 - mean) / std``, a new tensor."""
+        """Pixels in 0-255 (uint8 or float) → the model's input: float32 ``(x/255 - mean) / std``,
+        resized to :attr:`image_shape` when held smaller or larger (a new tensor)."""
         if x.device not in self._norm:
             std = torch.tensor(self.std, device=x.device)[:, None, None]
             mean = torch.tensor(self.mean, device=x.device)[:, None, None]
             self._norm[x.device] = (1.0 / (255.0 * std), mean / std)
         scale, shift = self._norm[x.device]
-        return x.to(torch.float32, copy=True).mul_(scale).sub_(shift)  # in place on the copy: 2 passes, not 3
+        # in place on the copy: 2 passes, not 3; resized after, on fewer pixels (the two commute:
+        # bilinear weights sum to 1 and normalization is affine per channel)
+        return self.resize(x.to(torch.float32, copy=True).mul_(scale).sub_(shift))
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        """A float batch (N, C, H, W) resized to :attr:`image_shape` (bilinear; antialiased
+        when shrinking), or ``x`` itself when it already has that size."""
+        _, h, w = self.image_shape
+        if x.shape[-2] == h and x.shape[-1] == w:
+            return x
+        shrink = x.shape[-2] > h or x.shape[-1] > w
+        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=shrink)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         """Move the loaders' plain tuples/lists with one ``.to`` per tensor; Lightning's generic
@@ -243,13 +333,16 @@ class ImageDataModule(L.LightningDataModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment (training batches carry a seed) and normalize uint8 batches on device.
+        """Augment (training batches carry a seed), normalize and resize uint8 batches on device.
 
         Training batches of the tensor loader carry the crop border (see :meth:`setup`).
         """
-        if not isinstance(batch, list | tuple) or batch[0].dtype != torch.uint8:
-            return batch  # the torchvision path already normalized per sample
+        if not isinstance(batch, list | tuple) or not isinstance(batch[0], torch.Tensor):
+            return batch
         x = batch[0]
+        if x.dtype != torch.uint8:  # the torchvision path normalized per sample: only the size is left
+            resized = self.resize(x) if x.ndim == 4 else x
+            return batch if resized is x else (resized, *batch[1:])
         if len(batch) == 3:
             x = self.augmentation(x, seed=batch[2], padded=self._train_source is not None)
         return self.normalize(x), batch[1]
@@ -261,8 +354,29 @@ class ImageDataModule(L.LightningDataModule):
             "std": list(self.std),
             "classes": list(self.classes),
             "image_shape": list(self.image_shape),
+            "stored_shape": list(self.stored_shape),
         }
 
+    def __repr__(self) -> str:
+        # Lightning's own __str__ builds every loader (reading the data); this reads nothing
+        sizes = {k: len(v[1]) for k, v in self.splits.items()} if self.splits else "not set up"
+        parts = [
+            f"root={os.fspath(self.root)!r}",
+            f"image_shape={self.image_shape}",
+            f"classes={len(self.classes)}",
+            f"batch_size={self.batch_size}",
+            f"augment={self.hparams.get('augment', 'none')!r}",
+            f"loader={self.loader!r}",
+            f"sizes={sizes}",
+        ]
+        if self.stored_shape != self.image_shape:
+            parts.insert(2, f"stored_shape={self.stored_shape}")
+        if self._device is not None:
+            parts.append(f"device={str(self._device)!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    __str__ = __repr__
+
     def describe(self) -> str:
-        sizes = {k: len(v[1]) for k, v in self.splits.items()}
-        return f"{type(self).__name__}(root={os.fspath(self.root)!r}, sizes={sizes})"
+        """One line: class, root, shapes, sizes (the same as ``repr``)."""
+        return repr(self)

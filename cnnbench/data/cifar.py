@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnbench.data.augment import BatchAugment
-from cnnbench.data.base import ImageDataModule
+from cnnbench.data.base import ImageDataModule, check_image_size
 from cnnbench.data.files import DataError, check_files
 from cnnbench.data.registry import register_data
 
@@ -45,11 +45,13 @@ class CIFAR10DataModule(ImageDataModule):
     images) / 10,000 test. Normalization per channel (training set): mean (0.4914,
     0.4822, 0.4465), std (0.2470, 0.2435, 0.2616). Augmentation presets: ``standard``
     random crop with 4-pixel reflect padding and horizontal flips; ``strong`` adds 8×8
-    cutout.
+    cutout. ``image_size`` (default 32) resizes the augmented batches on the device
+    (bilinear ``F.interpolate``), e.g. 224 for torchvision's AlexNet; the images stay
+    held at 32×32.
 
     Example:
-        >>> CIFAR10DataModule(download=False).image_shape
-        (3, 32, 32)
+        >>> CIFAR10DataModule(download=False, image_size=224).image_shape
+        (3, 224, 224)
     """
 
     base_folder: ClassVar[str] = "cifar-10-batches-py"
@@ -60,8 +62,12 @@ class CIFAR10DataModule(ImageDataModule):
     std = (0.2470, 0.2435, 0.2616)
     augment_presets: ClassVar[dict[str, BatchAugment]] = NATURAL_IMAGE_PRESETS
 
+    def __init__(self, *args: Any, image_size: int = 32, **kwargs: Any) -> None:
+        self.image_size = check_image_size(image_size)
+        super().__init__(*args, **kwargs)
+
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def stored_shape(self) -> tuple[int, int, int]:
         return (3, 32, 32)
 
     def _tv_class(self) -> Any:

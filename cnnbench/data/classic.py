@@ -14,11 +14,13 @@ if TYPE_CHECKING:
 
 
 def classic_transform(dm: ImageDataModule, train: bool) -> Any:
-    """The ``transforms.v2`` equivalent of the data module's batch pipeline."""
+    """The ``transforms.v2`` equivalent of the data module's batch pipeline, at the held
+    size (:attr:`~cnnbench.data.base.ImageDataModule.stored_shape`); a resize to the
+    model's size, if any, happens per batch on the device as on the tensor path."""
     from torchvision.transforms import v2
 
     aug = dm.augmentation
-    _, h, w = dm.image_shape
+    _, h, w = dm.stored_shape
     steps: list[Any] = [v2.ToImage(), *dm.pre_transforms()]
     if train and (aug.rotate or aug.scale):
         steps.append(

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnbench.data.augment import BatchAugment
-from cnnbench.data.base import ImageDataModule
+from cnnbench.data.base import ImageDataModule, check_image_size
 from cnnbench.data.cifar import NATURAL_IMAGE_PRESETS
 from cnnbench.data.files import DataError, cache_dir
 from cnnbench.data.registry import register_data
@@ -33,6 +33,24 @@ def list_images(folder: Path, classes: list[str]) -> list[tuple[Path, int]]:
     # a fixed shuffle, so that a partial pass (limit_test_batches, max_images) is not one class
     order = torch.randperm(len(files), generator=torch.Generator().manual_seed(0)).tolist()
     return [files[i] for i in order]
+
+
+#: decoding this many images or more shows a progress bar (about a second's work)
+PROGRESS_FROM = 2000
+
+
+def decode_all(
+    files: list[tuple[Path, int]], channels: int, size: tuple[int, int] | None, label: str
+) -> list[np.ndarray]:
+    """Decode every image, with a progress bar on stderr for long folders (the first read
+    of CIFAR-10's 60,000 JPEGs takes ~15 s; later reads come from the cache)."""
+    if len(files) < PROGRESS_FROM:
+        return [decode(p, channels, size) for p, _ in files]
+    from rich.console import Console
+    from rich.progress import track
+
+    console = Console(stderr=True)
+    return [decode(p, channels, size) for p, _ in track(files, description=label, console=console, transient=False)]
 
 
 def decode(path: Path, channels: int, size: tuple[int, int] | None) -> np.ndarray:
@@ -55,7 +73,10 @@ class ImageFolderDataModule(ImageDataModule):
     """Images in class folders: ``train/<class>/*`` and ``test/<class>/*``.
 
     Channels (1 for greyscale, else 3) and size come from the first training image unless
-    ``channels`` / ``image_size`` are given; all images are converted and resized to them.
+    ``channels`` / ``image_size`` are given; all images are converted to them. An
+    ``image_size`` smaller than that image is applied once, at decoding (the cache holds
+    the small images); a larger one is applied per batch on the device (bilinear), so the
+    cache holds the images at their own size, not 49× larger at 224 for 32×32 files.
     Normalization mean/std are computed per channel from the training split. Defaults:
     10% of the training images for validation; CIFAR-style augmentation presets.
 
@@ -98,11 +119,17 @@ class ImageFolderDataModule(ImageDataModule):
             with Image.open(first[0]) as img:
                 channels = 1 if img.mode in ("L", "1", "I;16", "I") else 3
         self.channels = channels
-        self.size = (image_size, image_size) if image_size else (probe.shape[1], probe.shape[2])
+        native = (int(probe.shape[1]), int(probe.shape[2]))
+        if image_size is not None:
+            check_image_size(image_size)
+        upscale = image_size is not None and image_size >= max(native)
+        # held size: decoded to image_size when that shrinks, else as the files are (resized on device)
+        self.size = native if image_size is None or upscale else (image_size, image_size)
+        self.image_size = image_size if upscale and (image_size, image_size) != native else None
         self.mean, self.std = (0.5,) * channels, (0.25,) * channels  # replaced from the training split
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def stored_shape(self) -> tuple[int, int, int]:
         return (self.channels, *self.size)
 
     def check(self) -> None:
@@ -112,7 +139,7 @@ class ImageFolderDataModule(ImageDataModule):
 
     def _cache_file(self, split: str, files: list[tuple[Path, int]]) -> Path:
         key = hashlib.sha1(usedforsecurity=False)
-        key.update(f"{self.root.resolve()}|{split}|{self.image_shape}|{len(files)}".encode())
+        key.update(f"{self.root.resolve()}|{split}|{self.stored_shape}|{len(files)}".encode())
         for path, _ in files:
             key.update(f"{path}|{os.stat(path).st_mtime_ns}".encode())
         return cache_dir("imagefolder") / f"{key.hexdigest()}.pt"
@@ -124,7 +151,9 @@ class ImageFolderDataModule(ImageDataModule):
         if cached is not None and cached.is_file():
             blob = torch.load(cached, weights_only=True)
             return blob["images"], blob["labels"]
-        images = torch.from_numpy(np.stack([decode(p, self.channels, self.size) for p, _ in files]))
+        images = torch.from_numpy(
+            np.stack(decode_all(files, self.channels, self.size, f"decoding {len(files)} {split} images"))
+        )
         labels = torch.tensor([label for _, label in files], dtype=torch.int64)
         if cached is not None:
             try:
@@ -150,4 +179,9 @@ class ImageFolderDataModule(ImageDataModule):
     def torchvision_dataset(self, train: bool, transform: Any) -> Dataset[Any]:
         from torchvision.datasets import ImageFolder
 
-        return ImageFolder(str(self.root / ("train" if train else "test")), transform=transform)
+        split = "train" if train else "test"
+        dataset = ImageFolder(str(self.root / split), transform=transform)
+        # the tensor path's file order (list_images), so that split indices name the same images
+        dataset.samples = [(str(path), label) for path, label in list_images(self.root / split, self.classes)]
+        dataset.imgs, dataset.targets = dataset.samples, [label for _, label in dataset.samples]
+        return dataset

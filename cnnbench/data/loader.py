@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -107,3 +107,40 @@ class TensorBatchLoader:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume = dict(state)
+
+
+class ModelInputLoader:
+    """A data module's loader for plain PyTorch loops: ``(images, labels)`` as the model sees them.
+
+    Wraps the raw loader (uint8 batches, maybe with an augmentation seed), moves each
+    batch to ``device`` and applies the data module's batch transform there (augment,
+    normalize, resize): the work Lightning's ``on_after_batch_transfer`` does in a fit.
+    Everything else (``len``, ``indices``, ``dataset``, ``state_dict``) is the raw loader's.
+
+    Example:
+        >>> import torch
+        >>> raw = TensorBatchLoader(torch.zeros(6, 1, 2, 2, dtype=torch.uint8), torch.arange(6), batch_size=4)
+        >>> loader = ModelInputLoader(raw, lambda b: (b[0].float() / 255, b[1]), torch.device("cpu"))
+        >>> [tuple(x.shape) for x, _ in loader], len(loader)
+        ([(4, 1, 2, 2), (2, 1, 2, 2)], 2)
+    """
+
+    def __init__(
+        self, loader: Iterable[Any], transform: Callable[[Any], Any], device: torch.device | str = "cpu"
+    ) -> None:
+        self.loader, self.transform, self.device = loader, transform, torch.device(device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        non_blocking = self.device.type not in ("cpu", "mps")
+        for batch in self.loader:
+            moved = [t.to(self.device, non_blocking=non_blocking) if isinstance(t, torch.Tensor) else t for t in batch]
+            x, y = self.transform(tuple(moved))[:2]
+            yield x, y
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "loader":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.loader, name)

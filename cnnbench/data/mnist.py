@@ -46,7 +46,9 @@ class MNISTDataModule(ImageDataModule):
 
     Defaults: 55,000 train / 5,000 validation (seeded split of the training set) /
     10,000 test. Images are zero-padded from 28×28 to ``image_size`` (32, the input LeNet-5
-    was designed for: LeCun et al. 1998 centre the 28×28 field in a 32×32 image).
+    was designed for: LeCun et al. 1998 centre the 28×28 field in a 32×32 image). Above
+    32 the digits are padded to 32 and the batches resized on the device (bilinear), as
+    AlexNet-sized models want them.
     Normalization: mean 0.1307, std 0.3081 (computed over the 60,000 training images).
     Augmentation presets: ``standard`` random shifts of up to 2 pixels, ``strong`` a random
     affine (±10°, ±10% zoom, ±2 px); never flips (digits are not mirror-symmetric).
@@ -75,18 +77,25 @@ class MNISTDataModule(ImageDataModule):
     }
 
     def __init__(self, *args: Any, image_size: int = 32, **kwargs: Any) -> None:
-        if image_size < 28:
-            raise ValueError(f"image_size must be >= 28 (images are padded, never cropped), got {image_size}")
+        if not isinstance(image_size, int) or image_size < 28:
+            raise ValueError(
+                f"image_size must be an integer >= 28 (digits are padded, never cropped), got {image_size!r}"
+            )
         self.image_size = image_size
         super().__init__(*args, **kwargs)
+
+    @property
+    def padded_size(self) -> int:
+        """Side of the held images: 28×28 digits padded up to ``image_size``, at most 32."""
+        return min(int(self.image_size or 32), 32)
 
     @property
     def raw_folder(self) -> Path:
         return self.root / self.folder / "raw"
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (1, self.image_size, self.image_size)
+    def stored_shape(self) -> tuple[int, int, int]:
+        return (1, self.padded_size, self.padded_size)
 
     def _tv_class(self) -> Any:
         from torchvision import datasets
@@ -116,14 +125,14 @@ class MNISTDataModule(ImageDataModule):
             raise DataError(
                 f"{self.raw_folder}: {prefix} images {tuple(images.shape)} and labels {len(labels)} do not match"
             )
-        pad = self.image_size - images.shape[-1]
+        pad = self.padded_size - images.shape[-1]
         images = F.pad(images[:, None], (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
         return images, labels
 
     def pre_transforms(self) -> list[Any]:
         from torchvision.transforms import v2
 
-        pad = self.image_size - 28
+        pad = self.padded_size - 28
         return [v2.Pad([pad // 2, pad // 2, pad - pad // 2, pad - pad // 2])] if pad else []
 
     def torchvision_dataset(self, train: bool, transform: Any) -> Dataset[Any]:

@@ -1,12 +1,15 @@
 """AlexNet (Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep
 Convolutional Neural Networks", NeurIPS 2012) in three variants:
 
-* ``alexnet``: torchvision's model (Krizhevsky 2014, "One weird trick..."), weight-compatible.
+* ``alexnet``: torchvision's model (Krizhevsky 2014, "One weird trick..."), weight-compatible
+  (``create_model("alexnet", pretrained=True)`` loads torchvision's ImageNet weights).
 * ``alexnet2012``: the 2012 paper's layers, LRN and two-GPU grouping included.
 * ``alexnet_cifar``: an AlexNet for 32×32 images.
 
 ``padding="default"`` keeps each variant's reference per-layer padding; ``valid``,
-``same``, ``full`` or an int apply one rule to every convolution.
+``same``, ``full`` or an int apply one rule to every convolution. ``alexnet`` and
+``alexnet2012`` train on CIFAR-10 out of the box: their recipes resize the 32×32 images
+to 224 / 227 on the device (``--data.image_size``).
 """
 
 from __future__ import annotations
@@ -17,13 +20,27 @@ import torch
 from torch import nn
 
 from cnnbench.models.base import ImageClassifier
-from cnnbench.models.layers import PadSpec, make_conv, make_pool
+from cnnbench.models.layers import GeometryError, PadSpec, make_conv, make_pool
 from cnnbench.models.registry import register_model
 
 _ALEXNET_RECIPE: dict[str, dict[str, Any]] = {
     "trainer": {"max_epochs": 30},
     "data": {"batch_size": 128, "augment": "standard"},
 }
+
+
+def _resizing_recipe(size: int) -> dict[str, dict[str, Any]]:
+    """The AlexNet recipe with the data resized to ``size`` on the device (CIFAR's 32 is too small)."""
+    return {**_ALEXNET_RECIPE, "data": {**_ALEXNET_RECIPE["data"], "image_size": size}}
+
+
+_SMALL_IMAGES = (
+    "for 32×32 images use the model alexnet_cifar, or resize them on the device with --data.image_size {size}"
+)
+
+
+class PretrainedWeightsError(RuntimeError):
+    """Pretrained weights could not be obtained or do not fit the model."""
 
 
 def _conv_stack(
@@ -79,7 +96,16 @@ class _AlexNetBase(ImageClassifier):
     classifier: nn.Sequential
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+    def _checked_features(self, name: str, reference_size: int) -> int:
+        """Flattened size after ``features``; a too-small input names alexnet_cifar and the resize option."""
+        try:
+            return self._flat_features(self.features, name)
+        except GeometryError as err:
+            hint = _SMALL_IMAGES.format(size=reference_size)
+            raise GeometryError(f"{err} {hint[0].upper()}{hint[1:]}.") from None
 
 
 @register_model("alexnet")
@@ -93,6 +119,12 @@ class AlexNet(_AlexNetBase):
         >>> AlexNet(num_classes=10, input_size=64)(torch.zeros(1, 3, 64, 64)).shape
         torch.Size([1, 10])
     """
+
+    recipe: ClassVar[dict[str, dict[str, Any]]] = _resizing_recipe(224)
+    input_hint: ClassVar[str] = _SMALL_IMAGES.format(size=224)
+    flexible_input: ClassVar[bool] = True  # the adaptive pool takes any size the convolutions fit
+    #: torchvision weights enum member loaded by ``create_model("alexnet", pretrained=True)``
+    pretrained_weights: ClassVar[str] = "AlexNet_Weights.IMAGENET1K_V1"
 
     def __init__(
         self,
@@ -110,9 +142,43 @@ class AlexNet(_AlexNetBase):
         plan: list[Any] = [(64, 11, 4, 2, 1), "pool", (192, 5, 1, 2, 1), "pool"]
         plan += [(384, 3, 1, 1, 1), (256, 3, 1, 1, 1), (256, 3, 1, 1, 1), "pool"]
         self.features = _conv_stack(in_channels, plan, pool, padding, padding_mode)
-        self._flat_features(self.features, "alexnet")  # geometry check only
+        self._checked_features("alexnet", 224)  # geometry check only
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = _mlp_head(256 * 6 * 6, 4096, num_classes, dropout)
+
+    def load_pretrained(self) -> None:
+        """Load torchvision's ImageNet weights (``AlexNet_Weights.IMAGENET1K_V1``) through
+        torchvision's weights API (torch hub's cache: ``$TORCH_HOME/hub/checkpoints``).
+
+        Every layer is loaded strictly; with ``num_classes != 1000`` the last dense layer
+        keeps its fresh initialization (fine-tuning). Failures are one line.
+        """
+        from torchvision import models
+
+        enum_name, member = self.pretrained_weights.split(".")
+        weights = getattr(getattr(models, enum_name), member)
+        try:
+            state = weights.get_state_dict(progress=False, check_hash=True)
+        except Exception as err:
+            filename = weights.url.rsplit("/", 1)[-1]
+            raise PretrainedWeightsError(
+                f"could not get torchvision's {self.pretrained_weights} ({type(err).__name__}: {str(err)[:120]}); "
+                f"download {weights.url} into {torch.hub.get_dir()}/checkpoints/{filename} (or set $TORCH_HOME)"
+            ) from None
+        head = ("classifier.6.weight", "classifier.6.bias")
+        if self.hparams["num_classes"] != 1000:
+            state = {k: v for k, v in state.items() if k not in head}
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # a shape mismatch (in_channels, pool="conv" ...)
+            first = str(err).split("\n")[1].strip() if "\n" in str(err) else str(err)
+            raise PretrainedWeightsError(f"{self.pretrained_weights} does not fit this alexnet: {first}") from None
+        missing = [k for k in missing if k not in head or self.hparams["num_classes"] == 1000]
+        if missing or unexpected:
+            raise PretrainedWeightsError(
+                f"{self.pretrained_weights} does not fit this alexnet (pool={self.hparams['pool']!r}): "
+                f"missing {missing[:3]}, unexpected {unexpected[:3]}; pretrained weights need the default layers"
+            )
 
 
 @register_model("alexnet2012")
@@ -128,6 +194,9 @@ class AlexNet2012(_AlexNetBase):
         >>> AlexNet2012(num_classes=10, input_size=99)(torch.zeros(1, 3, 99, 99)).shape
         torch.Size([1, 10])
     """
+
+    recipe: ClassVar[dict[str, dict[str, Any]]] = _resizing_recipe(227)
+    input_hint: ClassVar[str] = _SMALL_IMAGES.format(size=227)
 
     def __init__(
         self,
@@ -146,7 +215,7 @@ class AlexNet2012(_AlexNetBase):
         plan += [(384, 3, 1, 1, 1), (384, 3, 1, 1, 2), (256, 3, 1, 1, 2), "pool"]
         self.features = _conv_stack(in_channels, plan, pool, padding, padding_mode, lrn_after=(0, 1))
         self.avgpool = nn.Identity()
-        self.classifier = _mlp_head(self._flat_features(self.features, "alexnet2012"), 4096, num_classes, dropout)
+        self.classifier = _mlp_head(self._checked_features("alexnet2012", 227), 4096, num_classes, dropout)
 
 
 @register_model("alexnet_cifar")
@@ -165,6 +234,8 @@ class AlexNetCIFAR(_AlexNetBase):
         >>> AlexNetCIFAR(padding="valid")(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 10])
     """
+
+    flexible_input: ClassVar[bool] = True  # the adaptive pool takes any size the convolutions fit
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities.model_helpers import _restricted_classmethod
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -112,6 +113,122 @@ class ImageClassifier(L.LightningModule):
         """A random batch of the shape the model expects (for summaries and tests)."""
         return torch.randn(batch_size, *self.input_shape)
 
+    #: extra advice for a wrong input size (e.g. which variant takes small images)
+    input_hint: ClassVar[str] = ""
+    #: True for models ending in an adaptive pool: other sizes their layers fit are accepted
+    flexible_input: ClassVar[bool] = False
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a one-line :class:`InputShapeError` unless ``x`` is a batch this model takes.
+
+        Reads shapes only (no device sync), so ``forward`` calls it first: a 28×28 digit given
+        to LeNet-5 is named as such, not as torch's matrix-size mismatch three layers later.
+
+        Example:
+            >>> from cnnbench.models import create_model
+            >>> try:
+            ...     create_model("lenet5")(torch.zeros(2, 1, 28, 28))
+            ... except ValueError as err:
+            ...     print(str(err).split(";")[0])
+            lenet5 expects 1×32×32 images, got 1×28×28
+        """
+        accepted = self.__dict__.get("_accepted_shapes")
+        if accepted is None or x.shape[1:] not in accepted:
+            self._check_new_input(x)
+
+    def _check_new_input(self, x: torch.Tensor) -> None:
+        from cnnbench.models.layers import InputShapeError, format_shape
+        from cnnbench.models.registry import MODELS
+
+        name = MODELS.name_of(self) or type(self).__name__
+        expected = self.input_shape
+        accepted = self.__dict__.get("_accepted_shapes") or {expected}
+        if x.ndim != 4:
+            hint = "; add the batch dimension with x.unsqueeze(0)" if x.ndim == 3 else ""
+            raise InputShapeError(
+                f"{name} expects a batch of images (N, {', '.join(map(str, expected))}), got a tensor of shape {tuple(x.shape)}{hint}"
+            )
+        given = (int(x.shape[1]), int(x.shape[2]), int(x.shape[3]))
+        problem = ""
+        if given[0] != expected[0]:
+            problem = "wrong number of channels"
+        elif self.flexible_input and hasattr(self, "features"):
+            try:
+                infer_shapes(self.features, given)  # type: ignore[arg-type]
+            except GeometryError as err:
+                problem = str(err)
+        elif given != expected:
+            problem = "wrong size"
+        if problem:
+            fixes = []
+            if given[0] != expected[0]:
+                fixes.append(f"convert them to {expected[0]} channel(s) or build the model with in_channels={given[0]}")
+            if given[1:] != expected[1:] and self.input_hint and min(given[1:]) <= 64:
+                fixes.append(self.input_hint)  # small images: the variant built for them, or resizing
+            elif given[1:] != expected[1:] and self.flexible_input:
+                fixes.append(
+                    f"resize them, e.g. to {expected[1]}×{expected[2]} (data modules: image_size={expected[1]})"
+                )
+            elif given[1:] != expected[1:]:
+                size = given[1] if given[1] == given[2] else given[1:]
+                fixes.append(
+                    f"pad or resize them to {expected[1]}×{expected[2]} (data modules: image_size={expected[1]}) "
+                    f"or build the model with input_size={size}"
+                )
+            # a failed geometry check says which layer runs out of pixels
+            detail = "" if problem.startswith("wrong ") else f" ({problem.rstrip('.')})"
+            raise InputShapeError(
+                f"{name} expects {format_shape(expected)} images, got {format_shape(given)}{detail}; "
+                + "; ".join(fixes)
+            )
+        self._accepted_shapes = accepted | {given}
+
+    @_restricted_classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: Any,
+        map_location: Any = None,
+        hparams_file: Any = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Lightning's ``load_from_checkpoint``, callable on ``ImageClassifier`` for any registered model.
+
+        Called on a base class, it builds the concrete class whose registry name the
+        checkpoint stores (``checkpoint["cnnbench"]["model"]``) from the stored hyperparameters.
+
+        Example:
+            >>> model = ImageClassifier.load_from_checkpoint("runs/lenet5/version_0/checkpoints/last.ckpt")  # doctest: +SKIP
+        """
+        import io
+
+        from cnnbench.models.registry import MODELS
+
+        target: type[ImageClassifier] = cls
+        if MODELS.name_of(cls) is None:  # a base class: find the concrete one in the file
+            if hasattr(checkpoint_path, "read"):
+                data = checkpoint_path.read()
+            else:
+                with open(checkpoint_path, "rb") as fh:
+                    data = fh.read()
+            try:
+                stored = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+                name = (stored.get("cnnbench") or {}).get("model")
+            except Exception as err:
+                raise ValueError(
+                    f"{checkpoint_path} is not a readable checkpoint ({type(err).__name__}: {str(err)[:200]})"
+                ) from None
+            stored_cls = MODELS.get(name) if name is not None and name in MODELS else None
+            if isinstance(stored_cls, type) and issubclass(stored_cls, cls):
+                target = stored_cls
+            elif cls is ImageClassifier:
+                raise ValueError(
+                    f"{checkpoint_path} names no registered cnnbench model ({name!r}); load it with the model's own class"
+                )
+            checkpoint_path = io.BytesIO(data)
+        load = L.LightningModule.load_from_checkpoint.__func__  # type: ignore[attr-defined]
+        return load(target, checkpoint_path, map_location, hparams_file, strict, **kwargs)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what rebuilding needs without other flags: registry names, seed, data stats."""
         from cnnbench import __version__
@@ -136,7 +253,8 @@ class ImageClassifier(L.LightningModule):
             raise ValueError(
                 f"{type(self).__name__} was built for {self.input_shape[0]}-channel {self.input_shape[1]}×{self.input_shape[2]} "
                 f"images but the data gives {shape[0]}-channel {shape[1]}×{shape[2]} ones; build it with "
-                f"in_channels={shape[0]}, input_size={shape[1]} (the CLI links these automatically)"
+                f"in_channels={shape[0]}, input_size={shape[1]} (the CLI links these automatically), "
+                f"or resize the images on the device with the data module's image_size={self.input_shape[1]}"
             )
         classes = getattr(datamodule, "num_classes", None)
         if classes is not None and classes > self.hparams["num_classes"]:
@@ -156,22 +274,49 @@ class ImageClassifier(L.LightningModule):
         self._loss_sum = torch.zeros((), device=self.device, dtype=torch.float32)
         self._loss_n = 0
 
+    #: set by :class:`cnnbench.train_step.CapturedStep` while a fit runs captured steps
+    step_engine: Any = None
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        logits = self(x)
-        loss = self.loss(logits, y)
-        # running sums stay on the device, updated in place: no host sync, no per-step log
-        self._train_correct.add_((logits.detach().argmax(-1) == y).sum())
-        self._loss_sum.add_(loss.detach())
+        if self.step_engine is not None:
+            # forward, backward and update in one graph replay; its sums stay in the engine
+            loss = self.step_engine.run(x, y)
+        else:
+            logits = self(x)
+            loss = self.loss(logits, y)
+            # running sums stay on the device, updated in place: no host sync, no per-step log
+            self._train_correct.add_((logits.detach().argmax(-1) == y).sum())
+            self._loss_sum.add_(loss.detach())
         self._train_seen += len(y)
         self._loss_n += 1
         every = max(int(getattr(self._trainer, "log_every_n_steps", 1) or 1), 1) if self._trainer else 1
         if (self.global_step + 1) % every == 0:
-            self.log("train/loss", self._loss_sum / self._loss_n, prog_bar=True)
-            self._loss_sum, self._loss_n = torch.zeros_like(self._loss_sum), 0
+            self.log("train/loss", self._take_loss_sum() / self._loss_n, prog_bar=True)
+            self._loss_n = 0
         return loss
 
+    def _take_loss_sum(self) -> torch.Tensor:
+        self.fold_engine_sums()
+        loss, self._loss_sum = self._loss_sum, torch.zeros_like(self._loss_sum)
+        return loss
+
+    def fold_engine_sums(self) -> None:
+        """Move a captured step's device sums into the model's own (before a log, an epoch
+        end or a checkpoint, which stores the model's); the engine's restart from zero."""
+        if self.step_engine is not None:
+            loss, correct = self.step_engine.read_and_reset()
+            self._loss_sum.add_(loss)
+            self._train_correct.add_(correct)
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        if self.step_engine is not None:
+            optimizer_closure()  # training_step already updated the weights inside the graph
+            return
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
     def on_train_epoch_end(self) -> None:
+        self.fold_engine_sums()
         if getattr(self, "_train_seen", 0):
             # equal shards per rank: the mean over ranks is the global accuracy
             self.log("train/acc", self._train_correct.float() / self._train_seen, prog_bar=True, sync_dist=True)

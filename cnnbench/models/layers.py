@@ -32,6 +32,15 @@ class GeometryError(ValueError):
     """A layer configuration that cannot work for the given input size."""
 
 
+class InputShapeError(ValueError):
+    """A batch whose shape the model cannot take (named with the expected shape)."""
+
+
+def format_shape(shape: Iterable[int]) -> str:
+    """``(1, 32, 32)`` → ``"1×32×32"``."""
+    return "×".join(str(int(d)) for d in shape)
+
+
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 

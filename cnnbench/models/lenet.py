@@ -66,6 +66,7 @@ class LeNet5(ImageClassifier):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
@@ -201,6 +202,7 @@ class LeNet5Classic(ImageClassifier):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         return self.classifier(torch.flatten(self.features(x), 1))
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

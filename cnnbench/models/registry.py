@@ -23,14 +23,31 @@ MODELS = Registry("model", entry_point_group="cnnbench.models")
 register_model = MODELS.register
 
 
-def create_model(name: str, **kwargs: Any) -> Any:
+def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> Any:
     """Build the model registered as ``name``; ``None`` keyword arguments are dropped.
 
+    Args:
+        name: Registry name (``list_models()``).
+        pretrained: Load the model's published weights (``alexnet``: torchvision's
+            ImageNet weights, through torchvision's weights API and torch hub's cache;
+            with ``num_classes != 1000`` the last layer stays freshly initialized).
+        **kwargs: The model's arguments (``pool``, ``padding``, ``num_classes`` ...).
+
     Raises:
-        ValueError: For an unknown name (with the closest registered names) or an
-            invalid configuration (unknown pool/padding, impossible geometry).
+        ValueError: For an unknown name or keyword argument (with the closest valid
+            names), a model without pretrained weights, or an invalid configuration
+            (unknown pool/padding, impossible geometry).
     """
-    return MODELS.create(name, **kwargs)
+    if pretrained:
+        with_weights = [n for n in list_models() if getattr(MODELS.get(n), "pretrained_weights", None)]
+        if getattr(MODELS.get(name), "pretrained_weights", None) is None:
+            raise ValueError(
+                f"model {name!r} has no pretrained weights; models with weights: {', '.join(with_weights) or 'none'}"
+            )
+    model = MODELS.create(name, **kwargs)
+    if pretrained:
+        model.load_pretrained()
+    return model
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -25,8 +25,29 @@ def write(tmp_path: Path, text: str) -> Path:
         ({"seeds": [-1]}, r"seeds: -1 is not a valid seed"),
         ({"devices": [0]}, r"devices: 0 is not a valid device"),
         ({"data": {"name": "mnsit"}}, r"data\.name: Unknown data module 'mnsit'"),
-        ({"trainer": {"max_epoch": 3}}, r"trainer\.max_epoch: not a Trainer argument"),
+        ({"trainer": {"max_epoch": 3}}, r"trainer\.max_epoch: not a Trainer argument; did you mean max_epochs"),
         ({"robustness": {"shift": [1]}}, r"robustness\.shift: unknown key"),
+        (
+            {"robustness": {"border": 8}},
+            r"robustness\.border: the cropping border probe was replaced by the edge probe",
+        ),
+        ({"robustness": {"fills": ["reflect"]}}, r"robustness\.fills: a list of zero and/or circular"),
+        ({"robustness": {"copies": 1}}, r"robustness\.copies: an integer >= 2"),
+        (
+            {"data": {"name": "mnist", "batch_sise": 256}},
+            r"grid\.yaml: data\.batch_sise: not an argument of data module 'mnist'; did you mean batch_size",
+        ),
+        ({"data": {"name": "mnist", "seed": 1}}, r"data\.seed: set by the seeds axis"),
+        (
+            {"data": {"name": "mnist", "augment": "none"}, "augment": ["none"]},
+            r"data\.augment: set by the top-level augment axis",
+        ),
+        ({"augment": ["heavy"]}, r"augment: unknown value 'heavy'; valid: none, standard, strong"),
+        (
+            {"models": [{"name": "lenet5", "args": {"lrr": 0.1}}]},
+            r"models\.lenet5\.args\.lrr: not an argument of model 'lenet5'; did you mean lr",
+        ),
+        ({"models": [{"name": "lenet5", "args": {"dropout": 0.5}}]}, r"models\.lenet5\.args\.dropout: not an argument"),
         ({"precision": ["fp8"]}, r"precision: unknown value 'fp8'"),
     ],
 )
@@ -36,6 +57,61 @@ def test_validation_errors_name_file_and_key(tmp_path: Path, change: dict, messa
     path = write(tmp_path, yaml.safe_dump({**BASE, **change}))
     with pytest.raises(GridError, match=message):
         GridSpec.load(path)
+
+
+def test_dry_run_fails_on_a_data_typo_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from cnnbench.cli import main
+
+    path = write(tmp_path, yaml.safe_dump({**BASE, "data": {"name": "mnist", "batch_sise": 256}}))
+    assert main(["bench", str(path), "--dry-run"]) != 0
+    err = capsys.readouterr().err
+    assert "grid.yaml: data.batch_sise" in err and "batch_size" in err and "Traceback" not in err
+
+
+def test_known_arguments_pass() -> None:
+    spec = GridSpec.from_dict({**BASE, "data": {"name": "mnist", "batch_size": 64, "val_size": 100, "image_size": 32},
+                               "models": [{"name": "lenet5_classic", "args": {"rbf_j": 5.0, "lr": 0.01}}],
+                               "trainer": {"max_epochs": 1, "limit_train_batches": 2}})  # fmt: skip
+    assert spec.data == {"name": "mnist", "batch_size": 64, "val_size": 100, "image_size": 32}
+
+
+def test_augment_axis_run_ids_and_defaults() -> None:
+    old = expand(GridSpec.from_dict(BASE))
+    assert [c.augment for c in old] == ["standard"]
+    assert old[0].run_id == "lenet5-max-valid-zeros-32-true-d1-s0"  # run_ids of grids without the axis unchanged
+    spec = GridSpec.from_dict({**BASE, "augment": ["none", "standard"], "seeds": [0, 1]})
+    ids = [c.run_id for c in expand(spec)]
+    assert ids == [
+        "lenet5-max-valid-zeros-32-true-d1-augnone-s0",
+        "lenet5-max-valid-zeros-32-true-d1-augnone-s1",
+        "lenet5-max-valid-zeros-32-true-d1-s0",
+        "lenet5-max-valid-zeros-32-true-d1-s1",
+    ]
+    cells = expand(spec)
+    assert cells[0].group_key != cells[2].group_key and cells[0].group_key == cells[1].group_key
+    assert "augment" not in spec.data  # carried per cell, not by the data block
+    from_data = GridSpec.from_dict({**BASE, "data": {"name": "mnist", "augment": "none"}})
+    assert from_data.augment == ["none"] and expand(from_data)[0].run_id.endswith("-augnone-s0")
+    synthetic = GridSpec.from_dict({**BASE, "data": {"name": "synthetic"}})
+    assert synthetic.augment == ["none"]  # the only preset synthetic data has
+
+
+def test_build_passes_the_cell_augment_to_the_data_module() -> None:
+    from cnnbench.bench.cell import build
+
+    spec = GridSpec.from_dict({**BASE, "augment": ["none", "strong"]})
+    for cell in expand(spec):
+        dm, _ = build({"cell": cell.to_dict(), "grid": spec.to_dict()})
+        assert dm.hparams["augment"] == cell.augment
+        assert dm.augmentation == type(dm).augment_presets[cell.augment]
+
+
+def test_robustness_defaults_and_older_fill_key() -> None:
+    spec = GridSpec.from_dict(BASE)
+    assert spec.robustness == {"shifts": [1, 2, 3, 4], "fills": ["zero", "circular"], "copies": 4, "seed": 0}
+    assert GridSpec.from_dict({**BASE, "robustness": {"fill": "circular"}}).robustness["fills"] == ["circular"]
 
 
 def test_missing_key_and_bad_yaml(tmp_path: Path) -> None:
@@ -77,7 +153,10 @@ def test_parse_shard() -> None:
 def test_shipped_grids_are_valid() -> None:
     root = Path(__file__).resolve().parents[2] / "benchmarks" / "grids"
     names = {p.stem for p in root.glob("*.yaml")}
-    assert {"smoke", "mnist", "cifar10"} <= names
+    assert {"smoke", "mnist", "cifar10", "cifar10-gpu"} <= names
     for path in root.glob("*.yaml"):
         assert expand(GridSpec.load(path))
-    assert len(expand(GridSpec.load(root / "mnist.yaml"))) == 72
+    mnist = GridSpec.load(root / "mnist.yaml")  # both LeNet-5s × 6 pools × 2 paddings × augment none/standard × 5 seeds
+    assert len(expand(mnist)) == 240 and mnist.augment == ["none", "standard"] and len(mnist.seeds) >= 5
+    cifar = GridSpec.load(root / "cifar10-gpu.yaml")  # alexnet_cifar × 6 pools × 2 paddings × 5 seeds, bf16-mixed
+    assert len(expand(cifar)) == 60 and cifar.precision == ["bf16-mixed"] and len(cifar.pool) == 6

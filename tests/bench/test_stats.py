@@ -30,3 +30,38 @@ def test_paired_comparison_uses_common_seeds_and_flags_real_differences() -> Non
     noisy = paired("x", {0: 0.9, 1: 0.8, 2: 0.95}, "y", {0: 0.85, 1: 0.9, 2: 0.9})
     assert noisy is not None and not noisy.significant
     assert paired("x", {0: 1.0}, "y", {1: 1.0}) is None
+
+
+@pytest.mark.parametrize(
+    ("t", "df", "p"),
+    # printed t-table quantiles: t_{0.975} → two-sided 0.05, t_{0.995} → 0.01; t = 1 with df = 1 is 0.5 exactly
+    [(2.776, 4, 0.05), (4.604, 4, 0.01), (4.303, 2, 0.05), (9.925, 2, 0.01), (2.042, 30, 0.05), (1.0, 1, 0.5)],
+)
+def test_two_sided_p_values_match_t_tables(t: float, df: int, p: float) -> None:
+    from cnnbench.bench.stats import t_two_sided_p
+
+    assert t_two_sided_p(t, df) == pytest.approx(p, abs=2e-4)
+    assert t_two_sided_p(-t, df) == pytest.approx(p, abs=2e-4)
+
+
+def test_holm_and_benjamini_hochberg_against_hand_computation() -> None:
+    from cnnbench.bench.stats import benjamini_hochberg, holm
+
+    p = [0.01, 0.04, 0.03, 0.005, math.nan]
+    # Holm: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 → 0.02, 0.03, 0.06, 0.04 → running max
+    assert holm(p)[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02]) and math.isnan(holm(p)[4])
+    # BH: m·p/rank = 0.02, 0.02, 0.04, 0.04 (ranks 1-4) → running min from the top
+    assert benjamini_hochberg(p)[:4] == pytest.approx([0.02, 0.04, 0.04, 0.02])
+
+
+def test_verdicts_say_not_resolved_for_wide_intervals() -> None:
+    from cnnbench.bench.stats import verdict
+
+    wide = paired("x", {0: 0.9, 1: 0.8, 2: 0.95}, "y", {0: 0.85, 1: 0.9, 2: 0.9})
+    narrow = paired("x", {0: 0.901, 1: 0.900, 2: 0.902}, "y", {0: 0.900, 1: 0.901, 2: 0.901})
+    big = paired("x", {0: 0.99, 1: 0.991, 2: 0.992}, "y", {0: 0.98, 1: 0.982, 2: 0.981})
+    assert wide is not None and narrow is not None and big is not None
+    assert verdict(wide, 1.0, resolution=0.005) == "not resolved"
+    assert verdict(narrow, 1.0, resolution=0.005) == "within ±0.5"
+    assert verdict(big, 0.01, resolution=0.005) == "differs"
+    assert verdict(big, 0.2, resolution=0.005) == "uncorrected only"

@@ -71,7 +71,7 @@ def test_flip_flips_about_half() -> None:
 def test_batch_pipeline_normalizes_uint8(mnist_root: Path) -> None:
     dm = MNISTDataModule(root=str(mnist_root), val_size=100, augment="none", download=False)
     dm.setup()
-    x, y, seed = next(iter(dm.train_dataloader()))
+    x, y, seed = next(iter(dm.train_dataloader().loader))  # the raw loader a Trainer gets
     assert x.dtype == torch.uint8 and isinstance(seed, int)
     xn, yn = dm.on_after_batch_transfer((x, y, seed), 0)
     torch.testing.assert_close(xn, (x.float() / 255 - 0.1307) / 0.3081)
@@ -84,7 +84,7 @@ def test_training_batches_are_cropped_from_the_once_padded_split(cifar_root: Pat
     plain.setup()
     dm.setup()
     assert torch.equal(dm.splits["train"][0], plain.splits["train"][0])  # the view of the padded copy
-    loader = dm.train_dataloader()
+    loader = dm.train_dataloader().loader  # the raw loader a Trainer gets
     x, y, seed = next(iter(loader))
     assert x.shape == (8, 3, 40, 40)  # carries the reflect border of the standard preset
     xn, yn = dm.on_after_batch_transfer((x, y, seed), 0)

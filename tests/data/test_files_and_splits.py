@@ -1,7 +1,12 @@
+import contextlib
+import hashlib
 import os
+import shutil
 import socket
 import stat
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,19 +101,54 @@ def test_real_mnist_md5s_are_the_well_known_ones() -> None:
     assert MNISTDataModule.files["t10k-images-idx3-ubyte"] == "2646ac647ad5339dbf082846283269ea"
 
 
-def test_read_only_root_works(mnist_root: Path) -> None:
-    for path in sorted(mnist_root.rglob("*"), reverse=True) + [mnist_root]:
-        os.chmod(path, stat.S_IRUSR | stat.S_IXUSR | (0 if path.is_file() else stat.S_IRUSR))
+def _tree_digest(root: Path) -> dict[str, str]:
+    """Every path under ``root`` → SHA-256 of its contents ("dir" for folders)."""
+    return {
+        str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@contextlib.contextmanager
+def read_only(root: Path) -> Iterator[None]:
+    """Make ``root`` unwritable in a way that holds for root too (CI runs as root, and
+    root ignores permission bits): ``chattr +i`` there, ``chmod`` otherwise. Skips when
+    neither works here; the probe write proves the protection before the test relies on it."""
+    paths = [root, *root.rglob("*")]
+    as_root = os.geteuid() == 0
+    if as_root:
+        if (
+            not shutil.which("chattr")
+            or subprocess.run(["chattr", "-R", "+i", str(root)], capture_output=True).returncode
+        ):
+            pytest.skip("running as root without a working chattr: cannot make a folder read-only for root")
+    else:
+        for path in sorted(paths, reverse=True):
+            os.chmod(path, stat.S_IRUSR | stat.S_IXUSR | (0 if path.is_file() else stat.S_IRUSR))
     try:
-        before = sorted(p.name for p in mnist_root.rglob("*"))
+        with pytest.raises(OSError):
+            (root / "MNIST" / "raw" / "probe").write_bytes(b"x")
+        with pytest.raises(OSError):
+            (root / "MNIST" / "raw" / "train-images-idx3-ubyte").open("ab").close()
+        yield
+    finally:
+        if as_root:
+            subprocess.run(["chattr", "-R", "-i", str(root)], check=True)
+        else:
+            for path in paths:
+                os.chmod(path, stat.S_IRWXU)
+
+
+def test_read_only_root_works(mnist_root: Path) -> None:
+    before = _tree_digest(mnist_root)
+    with read_only(mnist_root):
         dm = MNISTDataModule(root=str(mnist_root), val_size=100, download=True)
         dm.prepare_data()
         dm.setup()
-        next(iter(dm.train_dataloader()))
-        assert sorted(p.name for p in mnist_root.rglob("*")) == before  # nothing written
-    finally:
-        for path in [mnist_root, *mnist_root.rglob("*")]:
-            os.chmod(path, stat.S_IRWXU)
+        x, _ = next(iter(dm.train_dataloader()))
+        next(iter(dm.test_dataloader()))
+        assert x.shape == (128, 1, 32, 32)
+    assert _tree_digest(mnist_root) == before  # no file added, removed or changed
 
 
 def test_cifar_pickles_load_and_corruption_is_clear(cifar_root: Path) -> None:
@@ -151,7 +191,12 @@ def test_imagefolder_greyscale_and_resize(tmp_path: Path, monkeypatch: pytest.Mo
     dm = ImageFolderDataModule(root=str(root), image_size=16, val_size=0)
     assert dm.image_shape == (1, 16, 16)
     dm.setup()
-    assert dm.splits["train"][0].shape[1:] == (1, 16, 16)
+    # enlarging happens per batch on the device: the decoded cache keeps the 12×12 files' size
+    assert dm.splits["train"][0].shape[1:] == (1, 12, 12)
+    assert next(iter(dm.test_dataloader()))[0].shape[1:] == (1, 16, 16)
+    small = ImageFolderDataModule(root=str(root), image_size=8, val_size=0)
+    small.setup()  # shrinking happens once, at decoding
+    assert small.image_shape == small.stored_shape == (1, 8, 8) and small.splits["train"][0].shape[1:] == (1, 8, 8)
 
 
 def test_bad_arguments_fail_with_choices() -> None:

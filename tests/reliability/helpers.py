@@ -73,6 +73,70 @@ class FailOnRank(TinyDropoutNet):
         return super().training_step(batch, batch_idx)
 
 
+class CrashNet(TinyDropoutNet):
+    """A grid cell that fails in its 2nd training step the way ``crash`` says.
+
+    ``raise`` (an exception), ``segfault`` (a real SIGSEGV), ``exit`` (``os._exit(3)``),
+    ``hang`` (sleeps far past any timeout), ``hold`` (waits while ``$CNNBENCH_HOLD_FILE``
+    exists), ``none``.
+    Every fit appends a line to ``$CNNBENCH_COUNT_FILE`` (if set), so a test can count
+    how often each cell really ran.
+    """
+
+    def __init__(self, crash: str = "none", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.crash = crash
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        count = os.environ.get("CNNBENCH_COUNT_FILE")
+        if count:
+            with open(count, "a") as fh:  # one short append per fit: atomic between processes
+                fh.write(f"{self.crash} {self.hparams.get('pool', '?')} {os.getpid()}\n")
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.global_step == 1:
+            if self.crash == "raise":
+                raise RuntimeError("injected failure in a cell")
+            if self.crash == "segfault":
+                import ctypes
+
+                ctypes.string_at(0)  # reads address 0: SIGSEGV
+            if self.crash == "exit":
+                os._exit(3)
+            if self.crash == "hang":
+                time.sleep(600)
+            while self.crash == "hold" and os.path.exists(os.environ.get("CNNBENCH_HOLD_FILE", "")):
+                time.sleep(0.05)
+        return super().training_step(batch, batch_idx)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (children, grandchildren, ...), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 # ----------------------------------------------------------------------------- subprocess helpers
 QUIET = [
     "--trainer.enable_progress_bar=false",

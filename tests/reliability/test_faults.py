@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import socket
+import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
@@ -83,7 +87,7 @@ def _config(tmp_path: Path, content: dict) -> str:
         (["--model", "lenet5", "--model.pool", "maxx"], "valid: max, avg, min"),
         (["--model", "lenet5", "--model.padding", "half"], "valid, same, full"),
         (["--model", "lenet5", "--data.augment", "heavy"], "valid: none, standard, strong"),
-        (["--model", "alexnet"], "smaller than its"),
+        (["--model", "alexnet", "--data", "mnist", "--data.image_size", "32"], "smaller than its"),
         (["--model", "lenet5", "--data.batch_size", "0"], "batch_size must be a positive integer"),
         (["--model", "lenet5", "--data.batch_size", "-4"], "batch_size must be a positive integer"),
         (["--model", "lenet5", "--model.lr", "0"], "lr must be > 0"),
@@ -109,10 +113,13 @@ def test_typo_in_a_cli_config_file(
     data_root: Path, workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = _config(tmp_path, {"trainer": {"max_epoch": 2}})
-    with pytest.raises(SystemExit) as stop:
-        main(["fit", "--model", "lenet5", "--config", config, *data_args(data_root), *QUIET])
-    assert stop.value.code == 2
+    try:
+        code = main(["fit", "--model", "lenet5", "--config", config, *data_args(data_root), *QUIET])
+    except SystemExit as stop:  # jsonargparse's own exit
+        code = int(stop.code or 0)
+    assert code == 2
     assert "max_epoch" in capsys.readouterr().err
+    assert not list(workdir.rglob("*.ckpt"))
 
 
 def test_typo_in_a_grid_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -192,13 +199,46 @@ def test_huge_image_is_refused_per_file(
     monkeypatch.setattr(cnnbench.predict, "MAX_PIXELS", 250 * 250)
     ckpt = str(workdir / "runs" / "lenet5" / "version_0" / "checkpoints" / "last.ckpt")
     capsys.readouterr()
-    assert main(["predict", "--ckpt_path", ckpt, str(workdir / "huge.png"), str(workdir / "ok.png")]) == 1
+    args = ["predict", "--ckpt_path", ckpt, "--format", "csv", str(workdir / "huge.png"), str(workdir / "ok.png")]
+    assert main(args) == 1
     out, err = capsys.readouterr()
-    assert "huge.png: error: image is too large (300×300" in err and out.startswith(str(workdir / "ok.png"))
+    assert "huge.png: error: image is too large (300×300" in err
+    assert [line.split(",")[0] for line in out.strip().splitlines()[1:]] == [str(workdir / "ok.png")]  # still predicted
+
+
+def wandb_run_config(folder: Path) -> dict[str, Any]:
+    """The run config stored in an offline W&B run's ``.wandb`` file (LevelDB-style log of
+    protobuf records), decoded here without the W&B service."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = next(folder.glob("*.wandb")).read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, chunk, config = 7, 32768, b"", {}
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        payload, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind not in (1, 2, 3, 4):  # 1 full, 2 first, 3 middle, 4 last part of a record
+            continue
+        chunk = payload if kind in (1, 2) else chunk + payload
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(chunk)
+            items = record.run.config.update if record.HasField("run") else record.config.update
+            config.update({item.key: json.loads(item.value_json) for item in items})
+    return config
+
+
+def metric_rows(path: Path) -> list[dict[str, str]]:
+    """Every row of a metrics.csv, timings left out."""
+    with path.open() as fh:
+        return [{k: v for k, v in row.items() if k != "train/img_s"} for row in csv.DictReader(fh)]
 
 
 def test_determinism_same_seed_same_weights_other_seed_differs(data_root: Path, workdir: Path) -> None:
-    def run(seed: int) -> dict[str, torch.Tensor]:
+    def run(seed: int) -> tuple[dict[str, torch.Tensor], list[dict[str, str]]]:
         args = [
             "fit",
             "--model",
@@ -213,13 +253,12 @@ def test_determinism_same_seed_same_weights_other_seed_differs(data_root: Path, 
         folder = sorted((workdir / "runs" / "lenet5").iterdir(), key=lambda p: int(p.name.split("_")[1]))[-1]
         ckpt = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
         assert ckpt["cnnbench"]["seed"] == str(seed)
-        assert f"seed_everything: {seed}" in (folder / "config.yaml").read_text()
-        assert b"seed_everything" in next(next((folder / "wandb").glob("offline-run-*")).glob("*.wandb")).read_bytes()
-        ckpt["state_dict"]["_metrics"] = torch.tensor(
-            [float(x) for x in (folder / "metrics.csv").read_text().split()[-1].split(",") if x]
-        )
-        return ckpt["state_dict"]
+        assert yaml.safe_load((folder / "config.yaml").read_text())["seed_everything"] == seed
+        assert wandb_run_config(next((folder / "wandb").glob("offline-run-*")))["seed_everything"] == seed
+        return ckpt["state_dict"], metric_rows(folder / "metrics.csv")
 
-    a, b, c = run(1), run(1), run(2)
+    (a, log_a), (b, log_b), (c, log_c) = run(1), run(1), run(2)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a if k != "_metrics")
+    assert len(log_a) > 10 and log_a == log_b  # every logged value, not only the last row
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert log_a != log_c

@@ -1,0 +1,175 @@
+"""One-line errors for the ``cnnbench`` command.
+
+Every error a user can cause with a bad value is printed as at most three lines: what was
+wrong, the value, and the valid choices or the fix. jsonargparse's Union reports
+("Does not validate against any of the Union subtypes", a ``Namespace(...)`` dump) and
+argparse's usage dumps are reduced to their one meaningful line. ``--traceback`` or
+``CNNBENCH_TRACEBACK=1`` shows the full traceback instead.
+
+Example:
+    >>> msg = 'Parser key "trainer.max_epochs":\\n  Does not validate against any of the Union subtypes\\n'
+    >>> msg += "  Errors:\\n    - Expected a <class 'int'>\\n    - Expected a <class 'NoneType'>\\n  Given value: x"
+    >>> format_parse_error(msg)
+    "--trainer.max_epochs: expected int, got 'x'"
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import re
+import sys
+from typing import Any
+
+TRACEBACK_ENV = "CNNBENCH_TRACEBACK"
+UNION_HEAD = "Does not validate against any of the Union subtypes"
+
+
+def want_traceback(args: list[str]) -> bool:
+    """True (and ``--traceback`` removed from ``args``) when full tracebacks are asked for."""
+    if "--traceback" in args:
+        args.remove("--traceback")
+        os.environ[TRACEBACK_ENV] = "1"
+    return os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and its explicit causes, outermost first (jsonargparse wraps constructor errors)."""
+    out = [err]
+    while out[-1].__cause__ is not None and len(out) < 20:
+        out.append(out[-1].__cause__)  # type: ignore[arg-type]
+    return out
+
+
+def _known_types() -> tuple[type[BaseException], ...]:
+    from cnnbench.checkpoint import CheckpointError
+    from cnnbench.data.files import DataError
+
+    return (ValueError, TypeError, DataError, CheckpointError, FileNotFoundError, argparse.ArgumentError)
+
+
+def report_error(command: str, err: BaseException, context: dict[str, Any] | None = None) -> int:
+    """Print ``err`` as at most three lines and return the exit code; re-raise bugs.
+
+    Exit codes: 2 for a bad value, 3 for a diverged fit. Errors that are not about a value
+    the user gave (a bug, a crash inside torch) keep their traceback.
+    """
+    if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+        raise err
+    from cnnbench.models.base import DivergedError
+
+    chain = _chain(err)
+    diverged = next((e for e in chain if isinstance(e, DivergedError)), None)
+    if diverged is not None:
+        print(f"cnnbench {command}: diverged: {diverged}", file=sys.stderr)
+        return 3
+    known = [e for e in chain if isinstance(e, _known_types())]
+    if not known:
+        raise err
+    # the innermost error is the model's or data module's own message; jsonargparse's
+    # wrappers around it only add the Union report and a Namespace dump
+    inner = known[-1]
+    # a parse error names its option ("Parser key ...") only in an outer wrapper
+    parsed = next((e for e in known if 'Parser key "' in str(e)), None)
+    if parsed is not None or isinstance(inner, argparse.ArgumentError) or UNION_HEAD in str(inner):
+        text = str(parsed if parsed is not None else inner)
+        message = format_parse_error(text, context, getattr(err, "cnnbench_options", None))
+    else:
+        message = _trim(str(inner))
+    print(f"cnnbench {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _trim(text: str, lines: int = 3) -> str:
+    kept = [ln.strip() for ln in text.strip().splitlines() if ln.strip() and not ln.lstrip().startswith("Given value")]
+    return "\n  ".join(kept[:lines]) if kept else text.strip()
+
+
+def _union_errors(message: str) -> list[str]:
+    """The ``- ...`` items under ``Errors:`` of a jsonargparse Union report, continuation
+    lines joined, without the "Expected a NoneType" alternative of optional arguments."""
+    items: list[str] = []
+    in_errors = False
+    for line in message.splitlines():
+        stripped = line.strip()
+        if stripped == "Errors:":
+            in_errors = True
+        elif stripped.startswith("Given value"):
+            in_errors = False
+        elif in_errors and stripped.startswith("- "):
+            items.append(stripped[2:])
+        elif in_errors and items and stripped:
+            items[-1] += " " + stripped
+    return [i for i in items if "NoneType" not in i] or items
+
+
+def _given_value(message: str) -> str | None:
+    found = re.search(r"^\s*Given value: (.*)$", message, re.M)
+    return found.group(1).strip() if found else None
+
+
+def _options_of(cls: Any) -> list[str]:
+    """Constructor argument names of ``cls`` as jsonargparse sees them (through ``**kwargs``)."""
+    try:
+        from jsonargparse import ArgumentParser
+
+        parser = ArgumentParser()
+        parser.add_class_arguments(cls, "x")
+        return [a.dest.split(".", 1)[1] for a in parser._actions if a.dest.startswith("x.")]
+    except Exception:  # only used for suggestions
+        return []
+
+
+def _close(word: str, options: list[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(word, options, n=2, cutoff=0.6)
+    return f" Did you mean {' or '.join(prefix + c for c in close)}?" if close else ""
+
+
+def format_parse_error(message: str, context: dict[str, Any] | None = None, options: list[str] | None = None) -> str:
+    """Reduce a jsonargparse/argparse error message to at most three short lines.
+
+    Args:
+        message: The parser's message (possibly a multi-line Union report).
+        context: What :func:`cnnbench.cli.prepare_argv` learned (model and data classes),
+            used to list the valid options of ``--model.*`` / ``--data.*``.
+        options: Every option string of the parser, for close matches of unknown options.
+    """
+    context = context or {}
+    key_match = re.search(r'Parser key "([^"]+)"', message)
+    key = key_match.group(1) if key_match else None
+    if message.startswith("unrecognized arguments:"):
+        given = message.split(":", 1)[1].split()
+        flags = [g.split("=")[0] for g in given if g.startswith("--")]
+        hint = _close(flags[0], options or []) if flags else ""
+        return (
+            f"unknown option {' '.join(given[:2])} (options are not abbreviated).{hint}\n"
+            f"  See `cnnbench {context.get('subcommand', 'fit')} --help` for the options."
+        )
+    errors = _union_errors(message)
+    if key is not None and not errors:
+        rest = " ".join(ln.strip() for ln in message.split(":", 1)[1].splitlines() if ln.strip())
+        literal = re.search(r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)$", rest)
+        if literal:
+            choices = ", ".join(c.strip().strip("'\"") for c in literal.group(1).split(","))
+            return f"--{key}: {literal.group(2).strip()!r} is not one of {choices}"
+        return f"--{key}: {_trim(rest, 2)}"
+    if key is None or not errors:
+        return _trim(message)
+    first = errors[0]
+    unknown = re.search(r"Option '([^']+)' is not accepted", first)
+    if unknown and key in ("model", "data"):
+        cls = context.get(f"{key}_cls")
+        name = context.get(f"{key}_name") or (cls.__name__ if cls is not None else key)
+        valid = _options_of(cls) if cls is not None else []
+        valid = [v for v in valid if v not in ("num_classes", "in_channels", "input_size")] if key == "model" else valid
+        option = f"--{key}.{unknown.group(1)}"
+        hint = _close(unknown.group(1), valid, prefix=f"--{key}.")
+        listing = f"\n  Valid: {', '.join('--' + key + '.' + v for v in valid)}" if valid else ""
+        return f"{option} is not an option of {key} {name!r}.{hint}{listing}"
+    types = [m.group(1) for e in errors if (m := re.fullmatch(r"Expected a <class '([\w.]+)'>", e))]
+    value = _given_value(message)
+    if types and len(types) == len(errors):
+        return f"--{key}: expected {' or '.join(types)}, got {value!r}"
+    first = re.sub(r"^Problem with given class_path '[^']+':\s*", "", first)
+    return f"--{key}: {_trim(first, 2)}"

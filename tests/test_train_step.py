@@ -1,0 +1,316 @@
+"""The captured training step (``cnnbench.train_step``) on the CPU.
+
+There is no CUDA graph on a CPU, so these tests check everything around the capture: the
+optimizer update against ``torch.optim`` step for step, clipping against
+``torch.nn.utils``, and a whole fit through the engine (capture switched off, or replaced
+by a stand-in graph that replays from the static buffers) against Lightning's own eager
+step on the same batches. ``tests/gpu/`` runs the real capture where CUDA exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+
+import cnnbench.train_step as ts
+from cnnbench.data import MNISTDataModule
+from cnnbench.models import DivergedError, create_model
+from cnnbench.training import trainer_extras
+
+
+# ----------------------------------------------------------------------------- the update
+def _params(seed: int) -> list[torch.nn.Parameter]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.nn.Parameter(torch.randn(shape, generator=gen)) for shape in ((5, 3), (3,), (4, 2, 2))]
+
+
+def _schedule(step: int) -> tuple[float, float]:
+    """A learning rate and momentum/beta1 that change every step, as OneCycle's do."""
+    return 0.05 * (1 + step) / 4, 0.95 - 0.02 * step
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: torch.optim.SGD(
+            [{"params": ps[:2], "weight_decay": 5e-4}, {"params": ps[2:], "weight_decay": 0.0}],
+            lr=0.05,
+            momentum=0.9,
+            nesterov=True,
+        ),
+        lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=1e-3),
+        lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.0),
+        lambda ps: torch.optim.Adam([{"params": ps[:2], "weight_decay": 1e-3}, {"params": ps[2:]}], lr=0.01),
+        lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.05),
+    ],
+    ids=["sgd-nesterov-groups", "sgd-momentum", "sgd-plain", "adam-l2", "adamw"],
+)
+def test_update_equals_torch_optim_step_for_step_with_scheduled_hyperparameters(make: Any) -> None:
+    ours, ref = _params(0), _params(0)
+    opt_ours, opt_ref = make(ours), make(ref)
+    engine_groups = [list(g["params"]) for g in opt_ours.param_groups]
+    names = ("lr", "momentum") if isinstance(opt_ours, torch.optim.SGD) else ("lr", "beta1", "beta2")
+    hyper = [{n: torch.zeros(()) for n in names} for _ in opt_ours.param_groups]
+    engine = ts.StepEngine.__new__(ts.StepEngine)  # only its state set-up, on these parameters
+    engine.optimizer, engine.groups, engine.kind = opt_ours, engine_groups, type(opt_ours)
+    engine._init_state()
+    gen = torch.Generator().manual_seed(1)
+    for step in range(6):
+        lr, mom = _schedule(step)
+        grads = [torch.randn(p.shape, generator=gen) for p in ours]
+        for opt, h in ((opt_ours, hyper), (opt_ref, None)):
+            for i, group in enumerate(opt.param_groups):
+                group["lr"] = lr
+                if "momentum" in group and group["momentum"] != 0:
+                    group["momentum"] = mom
+                if "betas" in group:
+                    group["betas"] = (mom, 0.999)
+                if h is not None:
+                    h[i]["lr"].fill_(lr)
+                    h[i].get("momentum", h[i].get("beta1")).fill_(group.get("momentum", mom))
+                    if "beta2" in h[i]:
+                        h[i]["beta2"].fill_(0.999)
+        ts.update(opt_ours, engine_groups, [g.clone() for g in grads], hyper)
+        for p, g in zip(ref, grads):
+            p.grad = g.clone()
+        opt_ref.step()
+        for a, b in zip(ours, ref):
+            torch.testing.assert_close(a.data, b.data, rtol=1e-5, atol=1e-6)
+    # the optimizer state has torch's layout and values: a checkpoint resumes in either mode
+    for a, b in zip(ours, ref):
+        for key, value in opt_ref.state[b].items():
+            torch.testing.assert_close(
+                torch.as_tensor(opt_ours.state[a][key]).float(), torch.as_tensor(value).float(), rtol=1e-5, atol=1e-6
+            )
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_clipping_equals_torch_nn_utils(algorithm: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(4, 3, generator=gen) * 3, torch.randn(7, generator=gen)]
+    params = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    if algorithm == "norm":
+        torch.nn.utils.clip_grad_norm_(params, 0.5)
+    else:
+        torch.nn.utils.clip_grad_value_(params, 0.5)
+    ours = [g.clone() for g in grads]
+    ts.clip(ours, 0.5, algorithm)
+    for p, g in zip(params, ours):
+        torch.testing.assert_close(g, p.grad)
+
+
+# ----------------------------------------------------------------------------- when it applies
+def _fake_trainer(**overrides: Any) -> Any:
+    base = {
+        "strategy": SimpleNamespace(root_device=torch.device("cuda", 0)), "world_size": 1,
+        "accumulate_grad_batches": 1, "precision": "32-true", "gradient_clip_algorithm": None,
+        "optimizers": [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)],
+    }  # fmt: skip
+    return SimpleNamespace(**{**base, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({}, None),
+        ({"strategy": SimpleNamespace(root_device=torch.device("cpu"))}, "CUDA graphs need a CUDA device"),
+        ({"world_size": 2}, "DDP"),
+        ({"accumulate_grad_batches": 4}, "gradient accumulation"),
+        ({"precision": "16-mixed"}, "fp16 needs a dynamic loss scale"),
+        ({"precision": "bf16-mixed"}, None),
+        ({"optimizers": [torch.optim.RMSprop([torch.nn.Parameter(torch.zeros(1))])]}, "optimizer RMSprop"),
+        ({"optimizers": [torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], amsgrad=True)]}, "amsgrad"),
+    ],
+)
+def test_graph_blocker_names_the_reason(overrides: dict[str, Any], reason: str | None) -> None:
+    found = ts.graph_blocker(_fake_trainer(**overrides), create_model("lenet5"))
+    assert found is None if reason is None else reason in (found or "")
+
+
+def test_a_model_with_its_own_training_step_is_not_captured() -> None:
+    class Custom(type(create_model("lenet5"))):  # type: ignore[misc]
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return super().training_step(batch, batch_idx)
+
+    assert "its own training_step" in (ts.graph_blocker(_fake_trainer(), Custom()) or "")
+
+
+def test_unknown_mode_fails_at_construction_listing_the_choices() -> None:
+    with pytest.raises(ValueError, match="auto, graph, eager"):
+        ts.CapturedStep("cuda-graph")
+
+
+# ----------------------------------------------------------------------------- whole fits
+class StandInGraph:
+    """A CUDA graph stand-in for the CPU: the captured body is re-run on the static buffers
+    at each replay (the real capture records instead of running, so its first replay after
+    capture is the one this stand-in already ran)."""
+
+    engine: Any = None
+
+    def __init__(self) -> None:
+        self.replays = 0
+
+    def replay(self) -> None:
+        self.replays += 1
+        if self.replays > 1:
+            self.engine.step_body(*self.engine._static)
+
+
+def _fit(root: Path, tmp: Path, mode: str, steps: int = 12, **trainer_kwargs: Any) -> tuple[L.Trainer, Any]:
+    L.seed_everything(0, verbose=False)
+    dm = MNISTDataModule(root=str(root), download=False, verify=False, val_size=100, batch_size=32)
+    model = create_model("lenet5", **trainer_kwargs.pop("model", {}))
+    extras = trainer_extras(str(tmp), "lenet5", mode, progress_bar=False, train_step=mode)
+    extras["callbacks"] += trainer_kwargs.pop("callbacks", [])
+    trainer = L.Trainer(
+        max_steps=steps, accelerator="cpu", enable_model_summary=False, log_every_n_steps=4, enable_progress_bar=False,
+        num_sanity_val_steps=0, **{**extras, **trainer_kwargs},
+    )  # fmt: skip
+    trainer.fit(model, dm)
+    return trainer, model
+
+
+def _logged(trainer: L.Trainer, key: str) -> list[float]:
+    import csv
+
+    with open(Path(trainer.log_dir) / "metrics.csv") as fh:  # type: ignore[arg-type]
+        return [float(r[key]) for r in csv.DictReader(fh) if r.get(key)]
+
+
+@pytest.fixture
+def engine_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine runs its step function eagerly: no CUDA graph on a CPU."""
+    monkeypatch.setattr(ts, "capture_enabled", lambda: False)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"gradient_clip_val": 0.05},
+        {"gradient_clip_val": 0.01, "gradient_clip_algorithm": "value"},
+        {"model": {"optimizer": "adam", "lr": 3e-3}},
+        {"model": {"optimizer": "adamw", "lr": 3e-3, "scheduler": "cosine"}},
+    ],
+    ids=["sgd-onecycle", "clip-norm", "clip-value", "adam-onecycle", "adamw-cosine"],
+)
+def test_engine_fit_equals_lightning_eager_fit(
+    mnist_root: Path, tmp_path: Path, engine_on_cpu: None, settings: dict[str, Any]
+) -> None:
+    eager, eager_model = _fit(mnist_root, tmp_path, "eager", **dict(settings))
+    engine, engine_model = _fit(mnist_root, tmp_path, "graph", **dict(settings))
+    cb = next(c for c in engine.callbacks if isinstance(c, ts.CapturedStep))  # type: ignore[attr-defined]
+    assert cb.reason is None and eager.global_step == engine.global_step == 12
+    for (name, a), b in zip(eager_model.state_dict().items(), engine_model.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=name)
+    torch.testing.assert_close(_logged(engine, "train/loss"), _logged(eager, "train/loss"), rtol=1e-4, atol=1e-5)
+    assert len(_logged(engine, "train/loss")) == 3  # read every log_every_n_steps, not every step
+    assert engine_model.step_engine is None  # detached when the fit ends
+
+
+def test_static_buffers_are_refilled_before_each_replay(
+    mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graphs: list[StandInGraph] = []
+
+    def make_graph() -> StandInGraph:
+        graphs.append(StandInGraph())
+        return graphs[-1]
+
+    real_capture = ts.StepEngine._capture
+
+    def capture(self: ts.StepEngine, x: torch.Tensor, y: torch.Tensor) -> None:
+        StandInGraph.engine = self
+        real_capture(self, x, y)
+
+    monkeypatch.setattr(ts, "make_graph", make_graph)
+    monkeypatch.setattr(ts, "graph_context", lambda graph: contextlib.nullcontext())
+    monkeypatch.setattr(ts.StepEngine, "_capture", capture)
+    monkeypatch.setattr(ts, "graph_blocker", lambda trainer, module, require_cuda=True: None)
+    eager, eager_model = _fit(mnist_root, tmp_path, "eager")
+    graph, graph_model = _fit(mnist_root, tmp_path, "graph")
+    assert len(graphs) == 1 and graphs[0].replays == 12 - 3  # 3 warm-up steps, then replays
+    for a, b in zip(eager_model.parameters(), graph_model.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(_logged(graph, "train/acc"), _logged(eager, "train/acc"))
+
+
+def test_a_failed_capture_falls_back_to_eager_with_one_line(
+    mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(graph: Any) -> Any:
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+    monkeypatch.setattr(ts, "make_graph", StandInGraph)
+    monkeypatch.setattr(ts, "graph_context", refuse)
+    monkeypatch.setattr(ts, "graph_blocker", lambda trainer, module, require_cuda=True: None)
+    _, eager_model = _fit(mnist_root, tmp_path, "eager")
+    with caplog.at_level("INFO"):
+        _, model = _fit(mnist_root, tmp_path, "graph")
+    lines = [r.getMessage() for r in caplog.records if "training step" in r.getMessage()]
+    assert lines == [
+        "training step: eager from step 4 on (capture failed (RuntimeError: operation not permitted when stream is capturing))"
+    ]
+    for a, b in zip(eager_model.parameters(), model.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_graph_mode_on_the_cpu_says_why_it_runs_eager(
+    mnist_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO"):
+        _fit(mnist_root, tmp_path, "graph", steps=2)
+    assert "training step: eager (CUDA graphs need a CUDA device)" in caplog.text
+    with caplog.at_level("INFO"):
+        caplog.clear()
+        _fit(mnist_root, tmp_path, "auto", steps=2)
+    assert "training step" not in caplog.text  # auto on a CPU: eager is expected, nothing to say
+
+
+def test_engine_resume_mid_epoch_equals_an_uninterrupted_fit(
+    mnist_root: Path, tmp_path: Path, engine_on_cpu: None
+) -> None:
+    """Stopped mid-epoch and mid-logging-window: the same weights, optimizer moments and
+    logged train/loss and train/acc as one uninterrupted fit (the engine's device sums are
+    folded into the checkpoint's running sums)."""
+    adam = {"optimizer": "adam", "lr": 3e-3}
+    whole_trainer, whole = _fit(mnist_root, tmp_path / "a", "graph", steps=20, model=dict(adam))
+
+    class StopAt(L.Callback):
+        def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+            if trainer.global_step == 6:
+                raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _fit(mnist_root, tmp_path / "b", "graph", steps=20, model=dict(adam), callbacks=[StopAt()])
+    ckpt = tmp_path / "b" / "lenet5" / "graph" / "checkpoints" / "last.ckpt"
+    L.seed_everything(0, verbose=False)
+    dm = MNISTDataModule(root=str(mnist_root), download=False, verify=False, val_size=100, batch_size=32)
+    resumed = create_model("lenet5", **adam)
+    extras = trainer_extras(str(tmp_path / "b"), "lenet5", "graph", progress_bar=False, train_step="graph")
+    trainer = L.Trainer(
+        max_steps=20, accelerator="cpu", enable_model_summary=False, log_every_n_steps=4, enable_progress_bar=False,
+        num_sanity_val_steps=0, **extras,
+    )  # fmt: skip
+    trainer.fit(resumed, dm, ckpt_path=str(ckpt))
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    for key in ("train/loss", "train/acc"):
+        assert _logged(trainer, key) == pytest.approx(_logged(whole_trainer, key), rel=1e-5), key
+    assert len(_logged(trainer, "train/acc")) == 2  # the epoch end (15 batches), then the fit end (20)
+
+
+def test_a_nan_loss_in_the_engine_raises_diverged_at_the_next_check(
+    mnist_root: Path, tmp_path: Path, engine_on_cpu: None
+) -> None:
+    with pytest.raises(DivergedError, match="NaN or infinite at or before step 25"):
+        _fit(mnist_root, tmp_path, "graph", steps=60, model={"lr": 1e6, "scheduler": "none", "weight_decay": 0.0})
