@@ -209,6 +209,9 @@ class ImageClassifier(L.LightningModule):
             if hasattr(checkpoint_path, "read"):
                 data = checkpoint_path.read()
             else:
+                from cnnbench.checkpoint import check_checkpoint_file
+
+                check_checkpoint_file(checkpoint_path)  # one line for empty, truncated or non-checkpoint files
                 with open(checkpoint_path, "rb") as fh:
                     data = fh.read()
             try:

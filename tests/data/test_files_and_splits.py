@@ -169,18 +169,23 @@ def test_imagefolder_reads_decodes_once_and_normalizes(imagefolder_root: Path, m
     assert len(dm.splits["train"][1]) == 15 and len(dm.splits["test"][1]) == 18
     x = dm.splits["train"][0].float() / 255
     assert torch.allclose(torch.tensor(dm.mean), x.mean(dim=(0, 2, 3)), atol=1e-4)
-    # a second data module reads the decoded cache: no image is decoded again
+    # a second data module, built normally, reads the decoded cache: setup decodes no image again
     import cnnbench.data.imagefolder as imf
 
-    def no_decode(*args: object, **kwargs: object) -> None:
-        raise AssertionError("decoded again")
+    decoded: list[object] = []
+    real_decode = imf.decode
 
-    monkeypatch.setattr(imf, "decode", no_decode)
-    again = ImageFolderDataModule.__new__(ImageFolderDataModule)
-    again.__dict__.update(dm.__dict__)
-    again.splits = {}
+    def counting_decode(path: Path, *args: object, **kwargs: object) -> object:
+        decoded.append(path)
+        return real_decode(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(imf, "decode", counting_decode)
+    again = ImageFolderDataModule(root=str(imagefolder_root), val_size=3)
+    probes = len(decoded)  # the constructor reads one image for its channels and size
     again.setup()
+    assert probes <= 1 and len(decoded) == probes
     assert torch.equal(again.splits["test"][0], dm.splits["test"][0])
+    assert torch.equal(again.splits["train"][0], dm.splits["train"][0])
 
 
 def test_imagefolder_greyscale_and_resize(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -159,3 +159,14 @@ def test_load_from_checkpoint_refuses_a_checkpoint_without_a_model_name(tmp_path
 def test_every_model_is_listed_here() -> None:
     builtin = [n for n in list_models() if issubclass(MODELS.get(n), ImageClassifier)]
     assert set(builtin) <= set(SMALL)
+
+
+def test_load_from_checkpoint_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path: Path) -> None:
+    from cnnbench.checkpoint import CheckpointError
+    from cnnbench.models import ImageClassifier
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a checkpoint\n")
+    with pytest.raises(CheckpointError, match=r"notes.txt is not a checkpoint \(expected a .ckpt file") as info:
+        ImageClassifier.load_from_checkpoint(str(notes))
+    assert "\n" not in str(info.value)
