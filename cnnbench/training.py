@@ -231,7 +231,7 @@ class Throughput(Callback):
     next so that validation and the first batch of each epoch are not counted."""
 
     def __init__(self, window: int | None = None) -> None:
-        self.window = window  # steps; default: the trainer's log_every_n_steps (a log costs ~0.5 ms)
+        self.window = window  # logs every this many steps; default: on the trainer's logging steps
         self.total_images, self.total_time = 0, 0.0
         self._last: float | None = None
         self._window_images, self._window_time = 0, 0.0
@@ -253,7 +253,9 @@ class Throughput(Callback):
             self._window_images += n
             self._window_time += now - self._last
             window = self.window or max(1, getattr(trainer, "log_every_n_steps", 50))
-            if self._window_images >= window * n:
+            # logged on the trainer's logging steps only: logging a number makes a device tensor
+            # of it, a host-device copy that waits for the GPU (allowed there, not every step)
+            if trainer.global_step % window == 0:
                 pl_module.log("train/img_s", self._window_images / self._window_time, prog_bar=True, on_epoch=False)
                 self._window_images, self._window_time = 0, 0.0
         self._last = now

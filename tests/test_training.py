@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from cnnbench.data import MNISTDataModule
 from cnnbench.models import DivergedError, create_model
-from cnnbench.training import DivergenceGuard, NoProfiler, ProgressBar, SafeModelCheckpoint, trainer_extras
+from cnnbench.training import DivergenceGuard, NoProfiler, ProgressBar, SafeModelCheckpoint, Throughput, trainer_extras
 
 
 class Tiny(L.LightningModule):
@@ -101,3 +101,22 @@ def test_data_module_moves_loader_tuples_without_touching_other_items(tmp_path: 
     assert type(moved) is tuple and moved[0] is x and moved[1] is y and moved[2] == 7
     assert type(dm.transfer_batch_to_device([x, y], torch.device("cpu"), 0)) is list
     assert dm.transfer_batch_to_device({"x": x}, torch.device("cpu"), 0)["x"] is x  # the Lightning way
+
+
+def test_throughput_is_logged_on_logging_steps_only() -> None:
+    """Logging a number makes a device tensor of it (a host-device copy that waits for the
+    GPU): train/img_s must be logged on the trainer's logging steps, not whenever a window fills."""
+    logged: list[int] = []
+
+    class Spy(Tiny):
+        def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+            if name == "train/img_s":
+                logged.append(self.trainer.global_step)
+            super().log(name, value, *args, **kwargs)
+
+    trainer = L.Trainer(
+        max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False,
+        callbacks=[Throughput()], log_every_n_steps=4, enable_progress_bar=False,
+    )  # fmt: skip
+    trainer.fit(Spy(), tiny_loader())  # 6 batches an epoch: 18 steps
+    assert logged == [4, 8, 12, 16]

@@ -75,11 +75,23 @@ class BatchAugment:
         elif self.translate:
             x = _crop(x if padded else self.pad(x), self.translate, gen)
         if self.flip:
-            flipped = (torch.rand(n, generator=gen) < 0.5).nonzero().squeeze(1).to(device)  # no GPU sync
+            flipped = to_device((torch.rand(n, generator=gen) < 0.5).nonzero().squeeze(1), device)
             x = x.index_copy(0, flipped, x.index_select(0, flipped).flip(-1))
         if self.cutout:
             x = _cutout(x, self.cutout, gen)
         return x
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a small tensor drawn on the CPU to ``device`` without making the host wait.
+
+    A plain ``.to("cuda")`` of pageable memory synchronizes the stream: the host would wait
+    for the previous training step to finish on the GPU before it could prepare the next
+    batch. Pinned memory (torch's caching host allocator, which keeps the block until the
+    copy is done) and ``non_blocking`` queue the copy instead."""
+    if device.type != "cuda" or t.device == device:
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def _crop(padded: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -95,7 +107,7 @@ def _crop(padded: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tenso
     runs = flat.as_strided((flat.numel() - w + 1, w), (1, 1))
     first_row = (torch.arange(n)[:, None] * c + torch.arange(c)) * hp + dy[:, None]  # (n, c)
     starts = (first_row[:, :, None] + torch.arange(h)) * wp + dx[:, None, None]  # (n, c, h)
-    return runs.index_select(0, starts.view(-1).to(padded.device)).view(n, c, h, w)
+    return runs.index_select(0, to_device(starts.view(-1), padded.device)).view(n, c, h, w)
 
 
 def _affine(x: torch.Tensor, rotate: float, scale: float, translate: int, gen: torch.Generator) -> torch.Tensor:
@@ -105,14 +117,14 @@ def _affine(x: torch.Tensor, rotate: float, scale: float, translate: int, gen: t
     shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * translate * 2 / torch.tensor([w, h])
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    grid = F.affine_grid(to_device(theta.to(x.dtype), x.device), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
     n, _, h, w = x.shape
-    cy = torch.randint(0, h, (n, 1, 1), generator=gen).to(x.device)
-    cx = torch.randint(0, w, (n, 1, 1), generator=gen).to(x.device)
+    cy = to_device(torch.randint(0, h, (n, 1, 1), generator=gen), x.device)
+    cx = to_device(torch.randint(0, w, (n, 1, 1), generator=gen), x.device)
     ys = torch.arange(h, device=x.device)[None, :, None]
     xs = torch.arange(w, device=x.device)[None, None, :]
     keep = ~(((ys - cy).abs() <= size // 2) & ((xs - cx).abs() <= size // 2))

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from cnnbench.data.augment import batch_seed
+from cnnbench.data.augment import batch_seed, to_device
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -86,7 +86,7 @@ class TensorBatchLoader:
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         epoch = self.epoch_fn() if self.epoch_fn is not None else self._passes
         self._passes += 1
-        order = self.indices(epoch).to(self.images.device)
+        order = to_device(self.indices(epoch), self.images.device)
         skip = 0
         if self._resume is not None and self._resume["epoch"] == epoch:
             skip = self._resume["consumed"]

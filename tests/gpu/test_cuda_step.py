@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -22,10 +23,15 @@ pytestmark = pytest.mark.skipif(
 
 
 def fit(
-    mode: str, steps: int = 30, precision: str = "32-true", callbacks: list[Any] | None = None, **model: Any
+    mode: str,
+    steps: int = 30,
+    precision: str = "32-true",
+    callbacks: list[Any] | None = None,
+    dm: Any = None,
+    **model: Any,
 ) -> tuple[L.Trainer, Any]:
     L.seed_everything(0, verbose=False)
-    dm = create_data("synthetic", channels=1, size=32, train_images=4096, batch_size=128, on_device=True)
+    dm = dm or create_data("synthetic", channels=1, size=32, train_images=4096, batch_size=128, on_device=True)
     net = create_model("lenet5", **model)
     with tempfile.TemporaryDirectory() as run_dir:
         extras = trainer_extras(run_dir, "lenet5", 0, progress_bar=False, train_step=mode)
@@ -63,12 +69,22 @@ def test_bf16_mixed_runs_the_captured_forward_under_autocast() -> None:
     assert step_callback(trainer).summary["captured"] and seen == {torch.bfloat16}
 
 
-def test_no_host_device_sync_between_logging_steps() -> None:
-    syncs: list[int] = []
+@pytest.mark.parametrize("augment", ["none", "standard"])
+def test_no_host_device_sync_between_logging_steps(augment: str, mnist_root: Path) -> None:
+    """Neither the captured step nor the data path (MNIST's random crops, drawn on the CPU)
+    makes the host wait for the GPU between logging steps."""
+    watched: list[bool] = []
 
     class Count(L.Callback):
-        def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
-            steady = trainer.global_step > 5 and (trainer.global_step + 1) % 10 not in (0, 1)
+        def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+            # watched: from this batch's start to the next one's, away from the capture, the
+            # logging steps and the epoch's first and last batch (epoch-end metrics are read there)
+            steady = (
+                trainer.global_step > 5
+                and (trainer.global_step + 1) % 10 not in (0, 1)
+                and 0 < batch_idx < trainer.num_training_batches - 1
+            )
+            watched.append(steady)
             torch.cuda.set_sync_debug_mode("warn" if steady else "default")
 
         def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -76,9 +92,12 @@ def test_no_host_device_sync_between_logging_steps() -> None:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit("graph", steps=60, callbacks=[Count()])
+        dm = create_data(
+            "mnist", root=str(mnist_root), download=False, verify=False, val_size=100, batch_size=32, augment=augment
+        )
+        fit("graph", steps=60, callbacks=[Count()], dm=dm)
     syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
-    assert syncs == []
+    assert sum(watched) >= 25 and syncs == []
 
 
 def test_training_data_lives_on_the_gpu() -> None:
