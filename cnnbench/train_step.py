@@ -195,7 +195,8 @@ class StepEngine:
         """Forward, loss, gradients, clipping, update and running sums (what is captured)."""
         module: Any = self.module
         autocast = (
-            torch.autocast(self.device.type, dtype=self.autocast_dtype)
+            # no cast cache: a weight cast cached before the capture would be replayed stale
+            torch.autocast(self.device.type, dtype=self.autocast_dtype, cache_enabled=False)
             if self.autocast_dtype is not None
             else contextlib.nullcontext()
         )
@@ -203,9 +204,10 @@ class StepEngine:
             logits = module(x)
             loss = module.loss(logits, y)
         with torch.autocast(self.device.type, enabled=False):
-            grads = list(torch.autograd.grad(loss, self.params))
+            # a parameter the loss does not reach gets None and is left alone, as torch.optim does
+            grads: list[torch.Tensor | None] = list(torch.autograd.grad(loss, self.params, allow_unused=True))
             if self.clip_val is not None:
-                clip(grads, self.clip_val, self.clip_algorithm)
+                clip([g for g in grads if g is not None], self.clip_val, self.clip_algorithm)
             update(self.optimizer, self.groups, grads, self.hyper)
             loss = loss.detach().float()
             self.last_loss.copy_(loss)
@@ -288,16 +290,18 @@ def clip(grads: list[torch.Tensor], value: float, algorithm: str) -> None:
 def update(
     optimizer: torch.optim.Optimizer,
     groups: list[list[torch.Tensor]],
-    grads: list[torch.Tensor],
+    grads: list[torch.Tensor | None],
     hyper: list[dict[str, torch.Tensor]],
 ) -> None:
-    """One ``optimizer.step()`` from ``grads``, reading lr/momentum/betas from ``hyper``."""
+    """One ``optimizer.step()`` from ``grads``, reading lr/momentum/betas from ``hyper``;
+    parameters whose gradient is None are skipped, as ``torch.optim`` skips them."""
     start = 0
-    for group, params, h in zip(optimizer.param_groups, groups, hyper):
-        g = grads[start : start + len(params)]
-        start += len(params)
-        if not params:
+    for group, all_params, h in zip(optimizer.param_groups, groups, hyper):
+        pairs = [(p, g) for p, g in zip(all_params, grads[start : start + len(all_params)]) if g is not None]
+        start += len(all_params)
+        if not pairs:
             continue
+        params, g = [p for p, _ in pairs], [g for _, g in pairs]
         states = [optimizer.state[p] for p in params]
         if type(optimizer) is torch.optim.SGD:
             _sgd(group, params, g, states, h)

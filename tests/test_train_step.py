@@ -168,7 +168,8 @@ class StandInGraph:
 def _fit(root: Path, tmp: Path, mode: str, steps: int = 12, **trainer_kwargs: Any) -> tuple[L.Trainer, Any]:
     L.seed_everything(0, verbose=False)
     dm = MNISTDataModule(root=str(root), download=False, verify=False, val_size=100, batch_size=32)
-    model = create_model("lenet5", **trainer_kwargs.pop("model", {}))
+    make = trainer_kwargs.pop("make_model", lambda **kw: create_model("lenet5", **kw))
+    model = make(**trainer_kwargs.pop("model", {}))
     extras = trainer_extras(str(tmp), "lenet5", mode, progress_bar=False, train_step=mode)
     extras["callbacks"] += trainer_kwargs.pop("callbacks", [])
     trainer = L.Trainer(
@@ -314,3 +315,18 @@ def test_a_nan_loss_in_the_engine_raises_diverged_at_the_next_check(
 ) -> None:
     with pytest.raises(DivergedError, match="NaN or infinite at or before step 25"):
         _fit(mnist_root, tmp_path, "graph", steps=60, model={"lr": 1e6, "scheduler": "none", "weight_decay": 0.0})
+
+
+def test_a_parameter_the_loss_does_not_reach_is_left_alone_as_torch_optim_does(
+    mnist_root: Path, tmp_path: Path, engine_on_cpu: None
+) -> None:
+    def with_unused(**kwargs: Any) -> Any:
+        model = create_model("lenet5", **kwargs)
+        model.unused = torch.nn.Parameter(torch.ones(3, 3))  # 2-D: in the weight-decay group
+        return model
+
+    _, eager = _fit(mnist_root, tmp_path, "eager", make_model=with_unused)
+    _, engine = _fit(mnist_root, tmp_path, "graph", make_model=with_unused)
+    assert torch.equal(engine.unused.detach(), torch.ones(3, 3))  # stepped with a zero gradient, decay would shrink it
+    for a, b in zip(eager.parameters(), engine.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
