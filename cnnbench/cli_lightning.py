@@ -260,6 +260,9 @@ def run_lightning(args: list[str], context: dict[str, Any]) -> int:
     inherited = os.environ.get(RUN_VERSION_ENV)  # set when this process is a DDP child
     try:
         _run_cli(cli_cls, args)
+        from cnnbench.training import release_distributed
+
+        release_distributed()  # a finished DDP fit: no abort at exit
     except BaseException:
         if inherited is None and not context.get("started"):
             _remove_if_unused(context.get("new_run_folder"))

@@ -484,3 +484,17 @@ def next_version(run_dir: str, name: str) -> int:
     folder = Path(run_dir) / name
     taken = [int(p.name.split("_")[1]) for p in folder.glob("version_*") if p.name.split("_")[1].isdigit()]
     return max(taken, default=-1) + 1
+
+
+def release_distributed() -> None:
+    """Destroy the default process group of a finished multi-process fit before the
+    interpreter exits. Left to Python's final clean-up, gloo's threads can abort the process
+    after the fit succeeded ("terminate called without an active exception", exit -6)."""
+    import sys
+
+    if "torch.distributed" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -218,6 +218,9 @@ def execute(run: dict[str, Any]) -> int:
         return 1
     if result is not None:
         write_json_atomic(result_path, result)
+    from cnnbench.training import release_distributed
+
+    release_distributed()  # a finished multi-device cell: no abort at exit
     return 0 if result is None or result["status"] == "ok" else 1
 
 
