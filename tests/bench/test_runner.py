@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import struct
 from pathlib import Path
@@ -40,7 +41,9 @@ def fake_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from fakes import write_fake_mnist
 
     # the fork server and the cells are other processes: they get the network guard too
-    monkeypatch.setenv("PYTHONPATH", f"{TESTS / 'netguard'}:{TESTS}")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS / "netguard"), str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
     monkeypatch.setenv("CNNBENCH_NETGUARD_LOG", str(tmp_path / "network.log"))
     write_fake_mnist(tmp_path / "data", n_train=400, n_test=100)
     return tmp_path / "data"
