@@ -244,8 +244,15 @@ class GridSpec:
                 if isinstance(entry, dict)
                 else None
             )
-            if item is None or item.name not in MODELS:
-                raise fail("models", MODELS.unknown_message(str(getattr(item, "name", entry))))
+            if item is None:
+                raise fail("models", MODELS.unknown_message(str(entry)))
+            try:
+                model_cls = MODELS.get(item.name)  # unknown, or a plugin that failed to import: one line
+            except ValueError as err:
+                raise fail("models", str(err)) from None
+            problem = getattr(model_cls, "plugin_problem", None)
+            if problem:
+                raise fail(f"models.{item.name}", str(problem))
             linked = sorted(
                 set(item.args) & {"num_classes", "in_channels", "input_size", "pool", "padding", "padding_mode"}
             )
@@ -253,7 +260,17 @@ class GridSpec:
                 raise fail(
                     f"models.{item.name}.args.{linked[0]}", "set by the data module or a grid axis, not per model"
                 )
-            model_args = accepted_arguments(MODELS.get(item.name))
+            model_args = accepted_arguments(model_cls)
+            needed = ["pool", "padding"] + (
+                ["padding_mode"] if raw.get("padding_mode", ["zeros"]) not in ("zeros", ["zeros"]) else []
+            )
+            lacking = [k for k in needed if model_args is not None and k not in model_args]
+            if lacking:
+                raise fail(
+                    f"models.{item.name}",
+                    f"model {item.name!r} has no argument {lacking[0]!r}, which the grid's {lacking[0]} axis sets "
+                    "(a grid model takes pool and padding; see README, Plugins)",
+                )
             for key in item.args:
                 if model_args is not None and key not in model_args:
                     raise fail(
