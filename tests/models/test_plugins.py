@@ -40,19 +40,18 @@ class PlainNet(nn.Module):
         return self.head(torch.relu(self.conv(x)))
 
 
-@pytest.fixture
-def registered() -> Iterator[list[str]]:
-    """Register test plugins in-process and remove them afterwards."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        MODELS._entries.pop(name, None)
-        MODELS._originals.pop(name, None)
+@pytest.fixture(autouse=True)
+def restore_registry() -> Iterator[None]:
+    """Leave the registry as it was: plugins registered here, or by a class path, are removed after each test."""
+    saved = (dict(MODELS._entries), dict(MODELS._originals), dict(MODELS._broken))
+    yield
+    for live, before in zip((MODELS._entries, MODELS._originals, MODELS._broken), saved):
+        live.clear()
+        live.update(before)
 
 
-def test_plain_module_is_wrapped_with_a_recipe_and_its_own_arguments(registered: list[str]) -> None:
+def test_plain_module_is_wrapped_with_a_recipe_and_its_own_arguments() -> None:
     MODELS.register("plain_net")(PlainNet)
-    registered.append("plain_net")
     model = create_model("plain_net", num_classes=3, in_channels=2, input_size=12, width=5, lr=0.01)
     assert isinstance(model, ImageClassifier) and isinstance(model.net, PlainNet)
     assert model.hparams["width"] == 5 and model.hparams["lr"] == 0.01 and model.input_shape == (2, 12, 12)
@@ -68,9 +67,8 @@ def test_plain_module_is_wrapped_with_a_recipe_and_its_own_arguments(registered:
     assert "width" in MODELS.get("plain_net").__init__.__code__.co_varnames  # a real argument, not **kwargs
 
 
-def test_plugin_checkpoint_round_trip(tmp_path: Path, registered: list[str]) -> None:
+def test_plugin_checkpoint_round_trip(tmp_path: Path) -> None:
     MODELS.register("plain_net")(PlainNet)
-    registered.append("plain_net")
     model = create_model("plain_net", num_classes=3, width=2)
     torch.save(
         {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "cnnbench": {"model": "plain_net"},
@@ -104,12 +102,11 @@ def test_what_a_plugin_lacks_is_one_line(name: str, kwargs: dict[str, object], m
     assert "\n" not in str(err.value)
 
 
-def test_plugin_with_wrong_output_shape_is_refused(registered: list[str]) -> None:
+def test_plugin_with_wrong_output_shape_is_refused() -> None:
     @MODELS.register("flat_out")
     def flat_out(num_classes: int = 10) -> nn.Module:
         return nn.Flatten()  # 1024 outputs, not 10
 
-    registered.append("flat_out")
     with pytest.raises(ValueError, match=r"returns \(2, 1024\).*num_classes=10"):
         create_model("flat_out")
 
@@ -139,26 +136,21 @@ def test_broken_plugin_never_hides_the_others(tmp_path: Path, monkeypatch: pytes
         assert rows["lazy_net"][1] == f"{1024 * 10 + 10:,}"  # LazyLinear sized on the meta device
         assert rows["bad_net"][4].startswith("broken plugin:") and rows["lenet5"][1] == "61,706"
     finally:
-        for name in ("lazy_net", "bad_net"):
-            MODELS._entries.pop(name, None)
-            MODELS._broken.pop(name, None)
         sys.modules.pop("good_plugin_mod", None)
 
 
-def test_grid_refuses_a_plugin_without_the_axes_it_sets(registered: list[str]) -> None:
+def test_grid_refuses_a_plugin_without_the_axes_it_sets() -> None:
     MODELS.register("plain_net")(PlainNet)
-    registered.append("plain_net")
     grid = {"name": "g", "data": "mnist", "models": ["plain_net"], "pool": ["max"], "padding": ["valid"]}
     with pytest.raises(GridError, match="models.plain_net: model 'plain_net' has no argument 'pool'"):
         GridSpec.from_dict(grid)
 
 
-def test_grid_needs_padding_mode_only_when_its_axis_varies(registered: list[str]) -> None:
+def test_grid_needs_padding_mode_only_when_its_axis_varies() -> None:
     @MODELS.register("knob_net")
     def knob_net(num_classes: int = 10, pool: str = "max", padding: str = "valid") -> nn.Module:
         return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
 
-    registered.append("knob_net")
     grid = {"name": "g", "data": "mnist", "models": ["knob_net"], "pool": ["max"], "padding": ["valid"]}
     assert GridSpec.from_dict(grid).models[0].name == "knob_net"
     with pytest.raises(GridError, match="no argument 'padding_mode'"):
