@@ -98,6 +98,7 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
     from cnnbench.bench.robustness import evaluate_robustness
     from cnnbench.bench.timing import Timeline
     from cnnbench.models import summarize
+    from cnnbench.models.layers import total_stride
     from cnnbench.models.base import DivergedError
     from cnnbench.training import Throughput, WandbSettings, trainer_extras
 
@@ -165,11 +166,16 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
             images, labels = dm.splits["test"]
             limit = grid["robustness"].get("max_images")
             rob = grid["robustness"]
+            strata = getattr(dm, "strata", {}).get("test")  # placement strata (mnist_border)
+            module = trainer.lightning_module
             result["robustness"] = evaluate_robustness(
-                trainer.lightning_module, images[:limit], labels[:limit], dm.normalize,
+                module, images[:limit], labels[:limit], dm.normalize,
                 shifts=rob["shifts"], fills=rob.get("fills") or [rob.get("fill", "zero")], copies=rob.get("copies", 4),
                 seed=rob.get("seed", 0), edge=rob.get("edge", True), batch_size=rob.get("batch_size") or 4096,
+                strata=None if strata is None else strata[:limit], stride=total_stride(module),
             )  # fmt: skip
+            # scalar metrics for results.csv columns (border penalty, consistency below/from the stride, ...)
+            result["metrics"] = result["robustness"].pop("columns")
         result["robustness_time_s"] = time.perf_counter() - started
     result["t_eval_end"] = time.time()
     if torch.cuda.is_available() and cell["devices"] and trainer.strategy.root_device.type == "cuda":
