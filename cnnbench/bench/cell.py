@@ -98,8 +98,8 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
     from cnnbench.bench.robustness import evaluate_robustness
     from cnnbench.bench.timing import Timeline
     from cnnbench.models import summarize
-    from cnnbench.models.layers import total_stride
     from cnnbench.models.base import DivergedError
+    from cnnbench.models.layers import total_stride
     from cnnbench.training import Throughput, WandbSettings, trainer_extras
 
     cell, grid, out = run["cell"], run["grid"], Path(run["out"])

@@ -145,7 +145,9 @@ class BorderMNISTDataModule(MNISTDataModule):
         self, *args: Any, border_fraction: float = 0.5, placement_seed: int = 0, augment: str = "none", **kwargs: Any
     ) -> None:
         if kwargs.get("image_size", 32) != 32:
-            raise ValueError(f"mnist_border places digits in a 32×32 frame; image_size must be 32, got {kwargs['image_size']!r}")
+            raise ValueError(
+                f"mnist_border places digits in a 32×32 frame; image_size must be 32, got {kwargs['image_size']!r}"
+            )
         if not 0.0 <= border_fraction <= 1.0:
             raise ValueError(f"border_fraction must be in [0, 1], got {border_fraction!r}")
         if kwargs.get("loader", "tensor") != "tensor":

@@ -122,7 +122,15 @@ class Conv2d(nn.Conv2d):
         self.static_pad = (native[0], native[0], native[1], native[1])
         torch_mode = "zeros" if self.background else padding_mode
         super().__init__(
-            in_channels, out_channels, k, s, 0 if self.background else native, dilation, groups, bias, torch_mode  # type: ignore[arg-type]
+            in_channels,
+            out_channels,
+            k,
+            s,
+            0 if self.background else native,
+            dilation,
+            groups,
+            bias,
+            torch_mode,  # type: ignore[arg-type]
         )
         self.padding_mode_name = padding_mode
         self.background_values: list[float] | None = None
