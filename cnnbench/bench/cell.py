@@ -143,12 +143,14 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
     for logger in trainer.loggers:
         if hasattr(logger, "keep_open"):
             logger.keep_open = True  # one W&B run for the fit, the test and the summary; finished below
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         trainer.fit(model, dm)
     except DivergedError as err:
         result.update(status="diverged", error=str(err))
     result["train_time_s"] = time.perf_counter() - started
+    # CPU seconds of this process: what a cell costs on an idle core, whatever else shares the machine
+    result["train_cpu_s"], cpu_started = time.process_time() - cpu_started, time.process_time()
     result.update(t_first_step=timeline.t_first_step, t_train_end=time.time(), val_time_s=timeline.val_time_s)
     result["epochs"] = trainer.current_epoch
     throughput = next(c for c in trainer.callbacks if isinstance(c, Throughput))  # type: ignore[attr-defined]
@@ -177,6 +179,7 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
             # scalar metrics for results.csv columns (border penalty, consistency below/from the stride, ...)
             result["metrics"] = result["robustness"].pop("columns")
         result["robustness_time_s"] = time.perf_counter() - started
+        result["eval_cpu_s"] = time.process_time() - cpu_started
     result["t_eval_end"] = time.time()
     if torch.cuda.is_available() and cell["devices"] and trainer.strategy.root_device.type == "cuda":
         result["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
