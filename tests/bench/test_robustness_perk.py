@@ -41,14 +41,15 @@ def test_border_metrics_equal_a_hand_count() -> None:
     # 6 images 4×4: bright (0,0) → class 1, bright (3,3) → class 2, blank → class 0
     x = torch.zeros(6, 1, 4, 4)
     x[0, 0, 0, 0] = x[1, 0, 0, 0] = x[2, 0, 3, 3] = 1.0  # images 0, 1 show class 1; image 2 class 2
-    labels = torch.tensor([1, 0, 2, 0, 0, 1])
+    labels = torch.tensor([1, 1, 2, 0, 0, 1])
     strata = torch.tensor([0, 0, 0, 1, 5, 8])  # 3 centred, 3 border
-    # predictions: [1, 1, 2, 0, 0, 0] → centred correct 2/3 (image 1 wrong); border correct 2/3 (image 5 wrong)
+    # predictions: [1, 1, 2, 0, 0, 0] → centred correct 3/3; border correct 2/3 (image 5 wrong)
     m = border_metrics(ByPixel(), x, labels, strata, lambda t: t)
-    assert abs(m["acc_centred"] - 2 / 3) < 1e-6 and abs(m["acc_border"] - 2 / 3) < 1e-6
-    assert abs(m["border_penalty"]) < 1e-6
+    assert m["acc_centred"] == 1.0 and abs(m["acc_border"] - 2 / 3) < 1e-6
+    assert abs(m["border_penalty"] - 1 / 3) < 1e-6
     assert m["n_by_stratum"] == {"centred": 3, "left": 1, "right": 0, "top": 0, "bottom": 0, "top_left": 1,
                                  "top_right": 0, "bottom_left": 0, "bottom_right": 1}  # fmt: skip
+    assert m["acc_by_stratum"]["centred"] == 1.0 and m["acc_by_stratum"]["bottom_right"] == 0.0
     # blanking 1 px does not change the blank border images: still 2/3
     assert abs(m["acc_border_blank1"] - 2 / 3) < 1e-6
 
