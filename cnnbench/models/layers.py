@@ -189,7 +189,7 @@ class Conv2d(nn.Conv2d):
         values = self.background_values
         if values is None:
             # no data module has set it yet (a summary, a shape check): pad with 0 meanwhile
-            if self.training and not self._warned:
+            if self.training and torch.is_grad_enabled() and not self._warned:
                 warnings.warn(
                     "Conv2d(padding_mode='background') trains without a background value and pads with 0: call "
                     "set_background(-mean / std), or fit with a data module (cnnbench's models take it from it)",
@@ -210,6 +210,17 @@ def first_layer_modes(padding_mode: str) -> tuple[str, str]:
     layers see feature maps, where 0 (after ReLU: no response) is the usual padding.
     """
     return (padding_mode, "zeros") if padding_mode == "background" else (padding_mode, padding_mode)
+
+
+class BackgroundFromData:
+    """Mixin for a LightningModule: its background-padded convs take ``-mean/std`` from the
+    data module when a Trainer sets it up (``setup``), unless a value is already set."""
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(getattr(self, "trainer", None), "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "mean") and isinstance(self, nn.Module):
+            set_background_from_data(self, datamodule.mean, datamodule.std)
+        super().setup(stage)  # type: ignore[misc]
 
 
 def set_background_from_data(model: nn.Module, mean: Iterable[float], std: Iterable[float]) -> None:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from cnnbench.models.base import ImageClassifier
-from cnnbench.models.layers import Conv2d, PadSpec, first_layer_modes, make_conv, make_pool, set_background_from_data
+from cnnbench.models.layers import BackgroundFromData, Conv2d, PadSpec, first_layer_modes, make_conv, make_pool
 from cnnbench.models.registry import register_model
 
 _LENET_RECIPE: dict[str, dict[str, Any]] = {
@@ -22,7 +22,7 @@ _LENET_RECIPE: dict[str, dict[str, Any]] = {
 }
 
 
-class _BackgroundPadding:
+class _BackgroundPadding(BackgroundFromData):
     """``padding_mode="background"``: the first conv pads with the data's normalized blank pixel.
 
     The value comes from ``background`` when given, else from the data module's mean/std
@@ -35,11 +35,6 @@ class _BackgroundPadding:
             if first is None:
                 raise ValueError("background is only used with padding_mode='background'")
             first.set_background(background)
-
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(getattr(self, "trainer", None), "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "mean"):
-            set_background_from_data(self, datamodule.mean, datamodule.std)  # type: ignore[arg-type]
 
 
 @register_model("lenet5")
