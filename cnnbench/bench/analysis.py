@@ -18,9 +18,9 @@ import json
 import math
 import re
 from collections import defaultdict
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Set as AbstractSet
 from typing import Any
 
 from cnnbench.bench.stats import Comparison, benjamini_hochberg, describe, half_width, holm, holm_levels, paired

@@ -42,9 +42,9 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Set as AbstractSet
 from typing import Any
 
 import yaml
