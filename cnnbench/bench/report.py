@@ -126,7 +126,7 @@ def what_ran(a: Analysis) -> list[str]:
     missing = an.not_run(a.rows, a.planned)
     seeds = sorted({int(r["seed"]) for r in an.ok(a.rows)})
     planned = "plan unknown (no readable grid.json)" if a.planned is None else f"{len(a.planned)} planned"
-    lines = [f"{planned}; {len(a.rows)} ran: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    lines = [f"{planned}; {len(a.rows)} ran: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items(), key=lambda kv: (kv[0] != "ok", kv[0])))
              + (f"; {sum(map(len, missing.values()))} never ran" if missing else "")
              + f"; seeds {', '.join(map(str, seeds)) or '–'}; read from `{a.source}`.", ""]  # fmt: skip
     short = {

@@ -78,8 +78,8 @@ def tables(report: str) -> dict[tuple[str, str, str, str], list[str]]:
     """Comparison rows by (table title, context, A, B)."""
     rows, title = {}, ""
     for line in report.splitlines():
-        if line.startswith("## "):
-            title = line[3:].split(" (A − B")[0]
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().split(" (A − B")[0]
         elif line.startswith("| ") and " (A − B" not in title and title.startswith(("pool:", "padding:")):
             cells = [c.strip() for c in line.strip("|").split("|")]
             if cells[0] != "context":
@@ -109,21 +109,29 @@ def bh_by_hand(p: dict[Any, float]) -> dict[Any, float]:
     return out
 
 
+def holm_level_by_hand(p: dict[Any, float]) -> dict[Any, float]:
+    """α/(m − i) for the i-th smallest p, held at the first rank Holm does not reject."""
+    out, stop = {}, None
+    for rank, key in enumerate(sorted(p, key=p.__getitem__)):
+        if stop is None and p[key] > 0.05 / (len(p) - rank):
+            stop = rank
+        out[key] = 0.05 / (len(p) - (rank if stop is None else stop))
+    return out
+
+
 def test_report_paired_cis_and_adjusted_verdicts_equal_hand_computation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    scipy_t = pytest.importorskip("scipy.stats").t
     out = tmp_path / "grid"
     write_results(out)
     assert main(["report", str(out)]) == 0
     report = (out / "REPORT.md").read_text()
     rows = tables(report)
     assert set(rows) == set(P)  # one family of 12: 2 axes × 2 contexts × 3 metrics, reference (max, valid) as B
-    assert (
-        "one family of 12" in report
-        and report.startswith("# Ablation report: synthetic-grid")
-        and "Verdict uses Holm" in report
-    )
+    assert "one family of 12" in report and report.startswith("# Ablation report: synthetic-grid")
     holm, bh = holm_by_hand(P), bh_by_hand(P)
+    level = holm_level_by_hand(P)
     sources = {"test acc": ACC, "consistency (zero)": CONS, "edge acc": EDGE}
     for key, cells in rows.items():
         title, context, a, b = key
@@ -135,10 +143,15 @@ def test_report_paired_cis_and_adjusted_verdicts_equal_hand_computation(
         assert float(cells[5]) == pytest.approx(mean, abs=0.006), key
         low, high = (float(v) for v in cells[6].strip("[]").split(","))
         assert low == pytest.approx(mean - half, abs=0.006) and high == pytest.approx(mean + half, abs=0.006), key
-        assert float(cells[7].replace("<", "")) == pytest.approx(P[key], abs=1e-4), key
-        assert float(cells[8].replace("<", "")) == pytest.approx(holm[key], abs=1e-4), key
-        assert float(cells[9].replace("<", "")) == pytest.approx(bh[key], abs=1e-4), key
-        assert cells[10] == ("yes" if holm[key] < 0.05 else "no"), key
+        # the Holm CI: t at the comparison's Holm level (scipy's quantile as the independent reference)
+        sd = statistics.stdev([x - y for x, y in zip(data[arms[0]], data[arms[1]])]) * 100
+        h_half = scipy_t.ppf(1 - level[key] / 2, 4) * sd / math.sqrt(5)
+        if cells[7] != "–":
+            low, high = (float(v) for v in cells[7].strip("[]").split(","))
+            assert low == pytest.approx(mean - h_half, abs=0.006) and high == pytest.approx(mean + h_half, abs=0.006)
+        assert float(cells[8].replace("<", "")) == pytest.approx(P[key], abs=1e-4), key
+        assert float(cells[9].replace("<", "")) == pytest.approx(holm[key], abs=1e-4), key
+        assert float(cells[10].replace("<", "")) == pytest.approx(bh[key], abs=1e-4), key
     verdicts = {k: v[11] for k, v in rows.items()}
     assert verdicts[("pool: test acc", "lenet5, valid", "avg", "max")] == "differs"
     assert verdicts[("padding: test acc", "lenet5, max", "same", "valid")] == "uncorrected only"  # p 0.018, Holm 0.12
@@ -152,8 +165,8 @@ def test_report_paired_cis_and_adjusted_verdicts_equal_hand_computation(
     assert "lost-ink fraction 0.000000" in report and "Absent from these results" not in report
     assert "Not measured by this grid: Zhang 2019 shift consistency (circular)" in report
     assert {p.name for p in out.glob("*.png")} >= {
-        "forest_pool.png",
-        "forest_padding.png",
+        "forest_pool_test_acc.png",
+        "forest_padding_consistency_zero.png",
         "shift_consistency_zero.png",
         "shift_acc_zero.png",
     }
@@ -204,7 +217,7 @@ def test_committed_mnist_report_still_loads(tmp_path: Path) -> None:
     shutil.copytree(committed, out)
     assert main(["report", str(out), "--no-plots"]) == 0
     report = (out / "REPORT.md").read_text()
-    assert "72 runs: 72 ok" in report and "Absent from these results" in report
+    assert "72 planned; 72 ran: 72 ok" in report and "Absent from these results" in report
     # the issue's independent recomputation: classic LeNet-5, valid padding, max − avg = −0.01 [−0.56, +0.53]
     # (here as avg − max, the reference is max)
     row = tables(report)[("pool: test acc", "lenet5_classic, valid", "avg", "max")]
