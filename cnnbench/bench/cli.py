@@ -130,7 +130,12 @@ def report_main(argv: list[str]) -> int:
         "--questions", default=None,
         help="questions YAML (claims, contrasts, δ) to answer first in REPORT.md (default: OUT/questions.yaml if present)",
     )  # fmt: skip
-    parser.add_argument("--format", choices=("png", "pdf", "svg"), default="png", help="figure file format")
+    parser.add_argument(
+        "--format",
+        choices=("png", "pdf", "svg"),
+        default="png",
+        help="figure file format (the previous report's figures, any format, are replaced)",
+    )
     parser.add_argument(
         "--chance-margin", type=float, default=10.0,
         help="accuracy points above chance within which a cell is flagged and left out of consistency comparisons",

@@ -234,8 +234,8 @@ def throughput(rows: list[dict[str, Any]], out: Path, fmt: str, plt: Any) -> Pat
 
 
 def plot(a: Analysis, out: Path, fmt: str = "png") -> list[Path]:
-    """Every figure the results allow (empty when nothing finished); figures of this format that
-    this report no longer draws are removed, so the folder never mixes old and new figures."""
+    """Every figure the results allow (empty when nothing finished). The figures of an earlier report
+    (any format) that this one does not write are removed: the folder never mixes old and new figures."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -255,7 +255,7 @@ def plot(a: Analysis, out: Path, fmt: str = "png") -> list[Path]:
     kept = [p for p in paths if p is not None]
     for old in out.iterdir():  # superseded figures of an earlier report
         if (
-            old.suffix == f".{fmt}"
+            old.suffix in (".png", ".pdf", ".svg")
             and old.stem.startswith(("forest_", "shift_", "answer_", "throughput"))
             and old not in kept
         ):

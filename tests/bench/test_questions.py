@@ -156,7 +156,7 @@ def test_answers_adjust_within_each_question_and_equal_a_hand_computation(tmp_pa
     check_row(rows[("max", "avg", "padding same")], *s, level=0.05)
     assert rows[("max", "avg", "padding valid")][3] == "3/4" and rows[("max", "avg", "padding same")][3] == "4/4"
     assert rows[("max", "avg", "padding valid")][8] == "a>b"
-    assert -0.5 < s[1] and s[2] < 0.5 and rows[("max", "avg", "padding same")][8] == "equivalent"
+    assert s[1] > -0.5 and s[2] < 0.5 and rows[("max", "avg", "padding same")][8] == "equivalent"
     assert got["max-vs-avg"]["verdict"].startswith("**refuted**: practically equivalent")
 
     # min-worst: the same-padding min cell failed on every seed: no data, the valid comparison alone decides
@@ -172,7 +172,7 @@ def test_answers_adjust_within_each_question_and_equal_a_hand_computation(tmp_pa
     near = hand(CONS[("avg", "same")], CONS[("max", "same")], 0.025)
     unadjusted = hand(CONS[("avg", "same")], CONS[("max", "same")], 0.05)
     assert min(noisy[3], near[3]) > 0.025
-    assert -1 < unadjusted[1] and unadjusted[2] < 1 and near[2] > 1  # the trap for an unadjusted equivalence test
+    assert unadjusted[1] > -1 and unadjusted[2] < 1 and near[2] > 1  # the trap for an unadjusted equivalence test
     rows = got["avg-consistency"]["rows"]
     check_row(rows[("avg", "max", "padding valid")], *noisy, level=0.025)
     check_row(rows[("avg", "max", "padding same")], *near, level=0.025)
@@ -196,7 +196,10 @@ def test_report_says_what_ran_per_cell_and_lists_what_did_not(tmp_path: Path) ->
     write_folder(out)
     assert main(["report", str(out), "--no-plots"]) == 0
     report = (out / "REPORT.md").read_text()
-    assert report.splitlines()[2] == "24 planned; 23 ran: 19 ok, 4 failed; 1 never ran; seeds 0, 1, 2, 3; read from `results`."
+    assert (
+        report.splitlines()[2]
+        == "24 planned; 23 ran: 19 ok, 4 failed; 1 never ran; seeds 0, 1, 2, 3; read from `results`."
+    )
     top = report.split("## Answers")[0]
     assert "| `lenet5-avg-valid-zeros-32-true-d1` | 3/4 | s3 | – |" in top
     assert "| `lenet5-min-same-zeros-32-true-d1` | 0/4 | – | failed s0, failed s1, failed s2, failed s3 |" in top

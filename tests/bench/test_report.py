@@ -223,3 +223,62 @@ def test_committed_mnist_report_still_loads(tmp_path: Path) -> None:
     row = tables(report)[("pool: test acc", "lenet5_classic, valid", "avg", "max")]
     assert float(row[5]) == pytest.approx(0.01, abs=0.006)
     assert row[6] == "[-0.53, +0.56]"
+
+
+def write_variant(
+    out: Path, circular_offset: dict[tuple[str, str, int], float], acc: dict[str, float] | None = None
+) -> None:
+    """The synthetic grid with a circular-fill consistency = zero fill + offset, and optionally a pool's accuracy."""
+    (out / "results").mkdir(parents=True)
+    (out / "grid.json").write_text(json.dumps({"name": "variant", "data": {"name": "mnist"}, "models": [{"name": "lenet5", "args": {}}],
+                                               "pool": ["max", "avg"], "padding": ["valid", "same"], "seeds": SEEDS}))  # fmt: skip
+    for (pool, padding), _ in ACC.items():
+        for seed in SEEDS:
+            r = result(pool, padding, seed)
+            zero = r["robustness"]["shift"]["zero"]
+            off = circular_offset.get((pool, padding, seed), 0.004)
+            r["robustness"]["shift"]["circular"] = {"consistency": {k: v + off for k, v in zero["consistency"].items()},
+                                                    "acc": dict(zero["acc"])}  # fmt: skip
+            if acc and pool in acc:
+                r["test_acc"] = acc[pool] + 0.001 * seed
+            (out / "results" / f"{r['run_id']}.json").write_text(json.dumps(r))
+
+
+def test_a_fill_equal_to_zero_fill_on_every_run_is_reported_once(tmp_path: Path) -> None:
+    same = tmp_path / "same"
+    write_variant(same, {})  # circular = zero + 0.4 points everywhere: within the 1-point tolerance
+    assert main(["report", str(same)]) == 0
+    report = (same / "REPORT.md").read_text()
+    assert "**circular fill equals zero fill** within 1 points on every run" in report
+    assert "largest difference 0.40 points" in report
+    assert "consistency (circular)" not in report and "Shift consistency (circular)" not in report
+    assert "one family of 12" in report  # not 16: the duplicate is not tested again
+    assert not list(same.glob("*circular*")) and (same / "shift_consistency_zero.png").exists()
+
+    differs = tmp_path / "differs"
+    write_variant(differs, {("avg", "same", 2): 0.02})  # one run 2 points apart: a different metric
+    assert main(["report", str(differs), "--no-plots"]) == 0
+    report = (differs / "REPORT.md").read_text()
+    assert "fill equals" not in report and "| consistency (circular) |" in report.replace(" | edge acc", "")
+    assert "one family of 16" in report
+
+
+def test_cells_near_chance_are_flagged_and_left_out_of_consistency_comparisons(tmp_path: Path) -> None:
+    out = tmp_path / "chance"
+    write_variant(out, {}, acc={"avg": 0.15})  # avg at 15-15.4%: within 10 points of MNIST's 10% chance
+    (out / "questions.yaml").write_text(
+        "questions:\n  - {id: c, claim: c, metric: consistency_zero, delta: 1, expect: a>b, contrasts: [{a: {pool: avg}, b: {pool: max}}]}\n"
+        "  - {id: acc, claim: a, metric: test_acc, delta: 1, expect: a<b, contrasts: [{a: {pool: avg}, b: {pool: max}}]}\n"
+    )  # fmt: skip
+    assert main(["report", str(out), "--no-plots"]) == 0
+    report = (out / "REPORT.md").read_text()
+    assert "Chance accuracy is 10%. Cells within 10 points of it are marked *near chance*" in report
+    assert "| lenet5 | avg | valid | 61,706 / 0.42M | 5/5 ⚠ near chance |" in report
+    assert "| lenet5 | max | valid | 61,706 / 0.42M | 5/5 |" in report
+    rows = tables(report)
+    assert not [k for k in rows if k[0] == "pool: consistency (zero)"]  # avg − max left out
+    assert [k for k in rows if k[0] == "pool: test acc"]  # accuracy is still compared
+    assert "left out (left out: lenet5-avg-valid-zeros-32-true-d1 is near chance accuracy)" in report
+    assert "### acc: a\n\n**supported**" in report
+    assert main(["report", str(out), "--no-plots", "--chance-margin", "2"]) == 0  # 15% is 5 points above chance
+    assert "near chance" not in (out / "REPORT.md").read_text().split("## Cells")[1]
