@@ -179,7 +179,8 @@ def answers_section(a: Analysis) -> list[str]:
             ci = "–" if d is None or math.isnan(o.half) else f"[{o.low * ans.scale:+.2f}, {o.high * ans.scale:+.2f}]"
             lvl = "–" if math.isnan(o.level) else f"{(1 - o.level) * 100:.2f}%"
             p = "–" if o.comp is None else _p(o.comp.p)
-            result = o.result + (f" ({o.note})" if o.note else "")
+            nonzero = o.result == "equivalent" and (o.low > 0 or o.high < 0)  # resolved, but smaller than δ
+            result = o.result + (" (≠ 0, below δ)" if nonzero else "") + (f" ({o.note})" if o.note else "")
             body.append([_sel(o.a), _sel(o.b), _sel(o.context) or "–", _n_ok(d.n if d else 0, o.planned), mean, ci,
                          lvl, p, result, str(o.n_needed or "–")])  # fmt: skip
         lines += _table(["A", "B", "context", "n ok / planned", "A − B", "adjusted CI", "level", "p", "result",
@@ -203,7 +204,7 @@ def reading_notes(a: Analysis) -> list[str]:
         lines.append(f"- Edge probe: lost-ink fraction {lost:.6f} (largest over runs); content moved {px:.1f} px on average"
                      + (" — nearly nothing moved: these images have no background, the probe says little here." if px < 1 else "."))  # fmt: skip
     for f in a.folds:
-        lines.append(f"- **{f.variant} fill equals {f.into} fill** within {an.IDENTICAL_TOLERANCE * 100:g} points on "
+        lines.append(f"- **{f.variant} fill equals {f.into} fill** within {an.IDENTICAL_TOLERANCE * 100:g} point(s) on "
                      f"every run and every one of its {len(f.columns)} columns (largest difference "
                      f"{f.largest * 100:.2f} points): reported once, as {f.into} fill.")  # fmt: skip
     if a.chance is not None:

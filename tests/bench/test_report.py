@@ -249,7 +249,7 @@ def test_a_fill_equal_to_zero_fill_on_every_run_is_reported_once(tmp_path: Path)
     write_variant(same, {})  # circular = zero + 0.4 points everywhere: within the 1-point tolerance
     assert main(["report", str(same)]) == 0
     report = (same / "REPORT.md").read_text()
-    assert "**circular fill equals zero fill** within 1 points on every run" in report
+    assert "**circular fill equals zero fill** within 1 point(s) on every run" in report
     assert "largest difference 0.40 points" in report
     assert "consistency (circular)" not in report and "Shift consistency (circular)" not in report
     assert "one family of 12" in report  # not 16: the duplicate is not tested again
