@@ -34,19 +34,8 @@ BASE_FIELDS = ("run_id", "grid", "model_label", "pool", "padding", "padding_mode
 LEGACY_COLUMNS = {"shift_consistency": "diag_consistency", "border_acc": "crop_border_acc"}
 #: columns that are neither coordinates nor metrics to compare
 NOT_METRICS = {*BASE_FIELDS, "augment", "augment_recorded", "error", "cell", "test_loss", "best_val_acc", "images_per_s",
-               "peak_memory_mb", "edge_lost_ink", "edge_shift_px", "threads", "data_shared", "launcher"}  # fmt: skip
-ROBUSTNESS_META = {
-    "acc",
-    "copies",
-    "pairs",
-    "seed",
-    "images",
-    "definition",
-    "shift",
-    "edge",
-    "max_images",
-    "batch_size",
-}
+               "peak_memory_mb", "edge_lost_ink", "edge_shift_px", "threads", "data_shared", "launcher", "total_stride",
+               "translation_shift_px"}  # fmt: skip
 FILLS = ("zero", "circular", "reflect", "replicate", "background")  # variants of one metric that may coincide
 IDENTICAL_TOLERANCE = 0.01  # a fill variant within 1 point of another on every run is the same metric
 CHANCE_MARGIN = 0.10  # cells whose accuracy is within 10 points of chance are flagged
@@ -73,6 +62,13 @@ METRICS = (
     Metric("edge_acc", "edge acc",
            "accuracy with each image moved until the bounding box of its nonzero pixels touches an edge or corner "
            "(8 directions, mean); no ink leaves the frame (lost-ink fraction below)"),
+    Metric("translation_acc", "translation acc",
+           "large-translation probe (formerly the edge probe): accuracy with each image moved until the bounding box "
+           "of its ink touches an edge or corner (8 directions, mean; no ink lost); a large translation, not a test of "
+           "border information"),
+    Metric("border_penalty", "border penalty",
+           "on border-placed digits (half flush with an edge or corner, half centred, in training and test): accuracy "
+           "on centred digits − accuracy on border digits; lower = less lost at the border"),
     Metric("diag_consistency", "legacy diag consistency",
            "LEGACY, not Zhang's definition: share of images whose class is unchanged between the original and one "
            "(+s, +s) down-right zero-fill shift, mean over s", legacy=True),
@@ -84,7 +80,33 @@ NEW_METRICS = {"consistency_zero": "Zhang 2019 shift consistency (zero-fill)",
                "consistency_circular": "Zhang 2019 shift consistency (circular)",
                "shift_acc_zero_k": "accuracy under random shift, per k",
                "edge_acc": "edge probe without cropping (and its lost-ink fraction)"}  # fmt: skip
-OTHER_SUMMARY = ("best_val_acc", "images_per_s", "train_time_s", "edge_lost_ink", "edge_shift_px")
+OTHER_SUMMARY = (
+    "best_val_acc",
+    "images_per_s",
+    "train_time_s",
+    "edge_lost_ink",
+    "edge_shift_px",
+    "translation_shift_px",
+)
+#: extra columns shown in tables of their own rather than in the cells table (prefix or suffix → title)
+GROUPS = (
+    ("stride", "Shift consistency below and from the network's total stride",
+     "mean consistency over the offsets k below the network's total stride (where pooling can matter) and over those "
+     "at or above it (where the fully connected head decides)"),
+    ("border", "Border placement: accuracy by stratum and with the outer frame blanked",
+     "acc_centred / acc_border: accuracy on centred / edge-placed digits; acc_border_blank{b}: border digits with the "
+     "outer b px set to background at test time, blank{b}_drop = acc_border − that; acc_<direction>: per edge or corner"),
+)  # fmt: skip
+STRATA = ("left", "right", "top", "bottom", "top_left", "top_right", "bottom_left", "bottom_right")
+
+
+def metric_group(column: str) -> str | None:
+    """The table an extra column belongs to (None: the cells table)."""
+    if column.endswith(("_below_stride", "_from_stride")):
+        return "stride"
+    if column.startswith(("acc_centred", "acc_border", "blank")) or column in {f"acc_{s}" for s in STRATA}:
+        return "border"
+    return None
 
 
 # ---------------------------------------------------------------------------------- loading
@@ -95,8 +117,9 @@ def _is_number(v: Any) -> bool:
 def flatten(result: dict[str, Any], default_augment: str = "standard") -> dict[str, Any]:
     """One CSV row: coordinates, metrics, and robustness metrics spread into columns.
 
-    Top-level scalars a newer cell records (an extra axis, a new metric) and scalar entries of its
-    ``robustness`` block become columns too, so the report handles metrics it does not know by name.
+    Top-level scalars a newer cell records (an extra axis) and the scalar columns of its ``metrics``
+    block (border penalty, consistency below/from the stride, ...) become columns too, so the report
+    handles metrics it does not know by name.
     """
     row: dict[str, Any] = {k: result.get(k) for k in BASE_FIELDS}
     row["augment"] = result.get("augment") or default_augment
@@ -112,18 +135,9 @@ def flatten(result: dict[str, Any], default_augment: str = "standard") -> dict[s
                 row[f"{prefix}_{fill}_k{k}"] = v
             if values and kind == "consistency":
                 row[f"consistency_{fill}"] = sum(values.values()) / len(values)
-        for k, v in block.items():  # e.g. consistency_below_stride → consistency_zero_below_stride
-            head, _, tail = k.partition("_")
-            if _is_number(v):
-                name = {"consistency": "consistency", "acc": "shift_acc"}.get(head)
-                row[f"{name}_{fill}_{tail}" if name and tail else f"{k}_{fill}"] = v
-    for k, v in rob.items():
-        if k in ROBUSTNESS_META or k in ("shift_consistency", "shift_acc", "border_acc", "border_acc_mean"):
-            continue
+    for k, v in (result.get("metrics") or {}).items():  # scalar columns a newer cell computes (border penalty, ...)
         if _is_number(v):
             row[k] = v
-        elif isinstance(v, dict):
-            row.update({f"{k}_{sub}": x for sub, x in v.items() if _is_number(x)})
     edge = rob.get("edge") or {}
     if edge:
         row["edge_acc"] = edge.get("acc_mean")

@@ -85,7 +85,7 @@ def bench_main(argv: list[str]) -> int:
         f"{spec.name}: {len(outcome.ran)} ran, {len(outcome.skipped)} already done; "
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     )
-    questions = Path(args.grid).with_suffix(".questions.yaml")  # <grid>.questions.yaml travels with the results
+    questions = Path(spec.source).with_suffix(".questions.yaml")  # <grid>.questions.yaml travels with the results
     if questions.is_file():
         (out / "questions.yaml").write_text(questions.read_text())
     if not args.no_report:

@@ -55,6 +55,7 @@ class Analysis:
     answers: list[Answer]
     resolution: float
     chance_margin: float
+    groups: dict[str, list[str]]  # extra columns shown in tables of their own (analysis.GROUPS)
 
 
 def analyse(
@@ -72,15 +73,17 @@ def analyse(
     chance = an.chance_level(grid)
     low = an.near_chance(cells, chance, chance_margin)
     known = [m for m in an.METRICS if an.present(rows, m.key) and m.key not in folded]
+    extras = [k for k in an.extra_metrics(rows, coords) if k not in folded]
     extra = [an.Metric(k, k.replace("_", " "), "recorded by the cell (no description in this version of the report)")
-             for k in an.extra_metrics(rows, coords) if k not in folded]  # fmt: skip
+             for k in extras if an.metric_group(k) is None]  # fmt: skip
+    groups = {g: [k for k in extras if an.metric_group(k) == g] for g, _, _ in an.GROUPS}
     good = an.ok(rows)
     axes = [a for a in an.AXES if len({str(r[a]) for r in good}) > 1]
     fam = an.family(rows, axes, [m.key for m in known], coords, low)
     answers = [answer(q, rows, coords, planned, low) for q in questions or []]
     name = name or (grid or {}).get("name") or next((str(r["grid"]) for r in rows if r.get("grid")), out.name)
     return Analysis(str(name), rows, source, coords, planned, cells, folds, chance, low, [*known, *extra], fam,
-                    answers, resolution, chance_margin)  # fmt: skip
+                    answers, resolution, chance_margin, groups)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- formatting
@@ -238,6 +241,20 @@ def cells_section(a: Analysis) -> list[str]:
         ]
         body.append(vals + [_fmt(_cell_summary(c, m.key), 100 if an.is_fraction(m.key) else 1) for m in a.metrics])
     lines = ["## Cells", ""] + _table(header, body)
+    for group, title, meaning in an.GROUPS:
+        cols = a.groups.get(group) or []
+        if cols:
+            head = [c.replace("model_label", "model") for c in show] + cols
+            rows = [[str(c[k]) for k in show] + [_fmt(_cell_summary(c, k), 100 if an.is_fraction(k) else 1)
+                     for k in cols] for c in a.cells]  # fmt: skip
+            lines += [
+                "",
+                f"## {title}",
+                "",
+                f"{meaning[0].upper()}{meaning[1:]}; percent, mean ± 95% CI half-width.",
+                "",
+            ]
+            lines += _table(head, rows)
     folded = an.folded_columns(a.folds)
     for prefix, title in PER_K_TABLES:
         cols = [

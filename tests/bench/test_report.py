@@ -282,3 +282,36 @@ def test_cells_near_chance_are_flagged_and_left_out_of_consistency_comparisons(t
     assert "### acc: a\n\n**supported**" in report
     assert main(["report", str(out), "--no-plots", "--chance-margin", "2"]) == 0  # 15% is 5 points above chance
     assert "near chance" not in (out / "REPORT.md").read_text().split("## Cells")[1]
+
+
+def test_metric_columns_of_newer_cells_are_reported_generically(tmp_path: Path) -> None:
+    """A cell's ``metrics`` block (per-stride consistency, border placement, a metric this report has never
+    heard of) becomes columns, tables and answerable question metrics; the border penalty's A − B is the
+    difference in differences, checked by hand."""
+    out = tmp_path / "newer"
+    (out / "results").mkdir(parents=True)
+    penalty = {"max": [0.050, 0.060, 0.040, 0.055, 0.045], "avg": [0.030, 0.035, 0.025, 0.040, 0.020]}
+    for pool in ("max", "avg"):
+        for seed in SEEDS:
+            r = result(pool, "valid", seed)
+            centred = 0.99 - 0.001 * seed
+            r["metrics"] = {"consistency_zero_below_stride": 0.9 + 0.01 * seed, "consistency_zero_from_stride": 0.5,
+                            "total_stride": 4, "acc_centred": centred, "acc_border": centred - penalty[pool][seed],
+                            "border_penalty": penalty[pool][seed], "acc_left": 0.9, "wobble_index": 3.5 + seed}  # fmt: skip
+            (out / "results" / f"{r['run_id']}.json").write_text(json.dumps(r))
+    (out / "questions.yaml").write_text(
+        "questions:\n  - {id: bp, claim: c, metric: border_penalty, delta: 0.5, expect: a<b, contrasts: [{a: {pool: avg}, b: {pool: max}}]}\n"
+    )  # fmt: skip
+    assert main(["report", str(out), "--no-plots"]) == 0
+    report = (out / "REPORT.md").read_text()
+    stride = report.split("## Shift consistency below and from the network's total stride")[1].split("\n## ")[0]
+    assert "| consistency_zero_below_stride | consistency_zero_from_stride |" in stride
+    assert "| lenet5 | max | valid | 92.00 ± 1.96 | 50.00 ± 0.00 |" in stride  # mean 0.92, 2.776·SD/√5
+    border = report.split("## Border placement")[1].split("\n## ")[0]
+    assert "acc_centred | acc_border | acc_left" in border and "border_penalty" not in border
+    cells = report.split("## Cells")[1].split("\n## ")[0]
+    assert "| border penalty | wobble index |" in cells and "| 5.00 ± 0.98 | 5.50 ± 1.96 |" in cells
+    assert "total_stride" not in report and "| total stride" not in report
+    mean, half = by_hand(penalty["avg"], penalty["max"])  # m = 1: the 95% interval
+    row = next(line for line in report.split("### bp")[1].splitlines() if line.startswith("| avg | max |"))
+    assert f"| {mean:+.2f} | [{mean - half:+.2f}, {mean + half:+.2f}] | 95.00% |" in row and "| a<b |" in row
