@@ -272,10 +272,11 @@ def _verdict(expect: str, results: list[str]) -> tuple[str, str]:
     n_opp = results.count(opposite) if opposite else 0
     n_sup = sum(r in support for r in measured)
     if n_eq or n_opp:
-        parts = ([f"practically equivalent (adjusted CI inside ±δ) in {n_eq}"] if n_eq else []) + (
+        parts = ([f"practically equivalent in {n_eq}"] if n_eq else []) + (
             [f"the opposite direction in {n_opp}"] if n_opp else []
         )
-        return "refuted", f"{' and '.join(parts)} of {len(measured)} comparisons; {n_sup} as claimed{tail}"
+        eq = " (adjusted CI inside ±δ)" if n_eq else ""
+        return "refuted", f"{' and '.join(parts)} of {len(measured)} comparisons{eq}; {n_sup} as claimed{tail}"
     if n_sup == len(measured):
         return "supported", f"all {len(measured)} comparisons as claimed{tail}"
     return (

@@ -167,9 +167,10 @@ def answers_section(a: Analysis) -> list[str]:
              "the other way; *not resolved* = otherwise. `n to resolve` = the smallest n with "
              "t(α/m, n − 1) · SD / √n < max(|mean|, δ − |mean|): the seeds at which that comparison's interval "
              "would exclude 0 or fit inside ±δ if its mean and SD stayed.", ""]  # fmt: skip
+    lines += summary_table(a.answers) + [""]
     for ans in a.answers:
         q, unit = ans.question, "points" if ans.scale == 100 else ""
-        lines += [f"### {q.id}: {q.claim}", "",
+        lines += [f'<a id="{q.id}"></a>', "", f"### {q.id}: {q.claim}", "",
                   f"**{ans.verdict}**: {ans.reason}."
                   + (f" About n = {ans.n_needed} seeds would resolve it." if ans.n_needed else ""), "",
                   f"Metric `{q.metric}` (A − B{', ' + unit if unit else ''}), δ = {q.delta:g}, expected {q.expect}; "
@@ -189,6 +190,31 @@ def answers_section(a: Analysis) -> list[str]:
         lines += _table(["A", "B", "context", "n ok / planned", "A − B", "adjusted CI", "level", "p", "result",
                          "n to resolve"], body) + [""]  # fmt: skip
     return lines
+
+
+def summary_table(answers: list[Answer]) -> list[str]:
+    """One row per question (claim, conditions, every comparison's A − B and adjusted CI, verdict): the
+    table the README's claims are copied from."""
+    body = []
+    for ans in answers:
+        q, s = ans.question, ans.scale
+        pairs = len({(_sel(o.a), _sel(o.b)) for o in ans.outcomes}) > 1
+        numbers = []
+        for o in ans.outcomes:
+            label = ", ".join(x for x in (f"{_sel(o.a)} − {_sel(o.b)}" if pairs else "", _sel(o.context)) if x)
+            if o.comp is None:
+                numbers.append(f"{label}: {o.result}")
+            elif math.isnan(o.half):
+                numbers.append(f"{label}: {o.comp.diff.mean * s:+.2f} (n = {o.comp.diff.n}, no interval)")
+            else:
+                numbers.append(f"{label}: {o.comp.diff.mean * s:+.2f} [{o.low * s:+.2f}, {o.high * s:+.2f}]")
+        what = f"{_sel(ans.outcomes[0].a)} − {_sel(ans.outcomes[0].b)}" if ans.outcomes and not pairs else "A − B"
+        unit = f"{q.metric}, {what}" + (" (points)" if s == 100 else "") + f", δ = {q.delta:g}"
+        verdict = f"**{ans.verdict}** ({ans.reason})" + (
+            f"; n ≈ {ans.n_needed} seeds would resolve it" if ans.n_needed else ""
+        )
+        body.append([f"[{q.id}](#{q.id}): {q.claim}", q.conditions or "–", f"{unit}: " + "; ".join(numbers), verdict])
+    return _table(["claim", "conditions", "A − B, adjusted CI (Holm within the question)", "verdict"], body)
 
 
 def reading_notes(a: Analysis) -> list[str]:

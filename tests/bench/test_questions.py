@@ -107,7 +107,7 @@ def answers(report: str) -> dict[str, dict[str, Any]]:
             current = out.setdefault(line[4:].split(":")[0], {"rows": {}})
         elif line.startswith("**") and current is not None:
             current["verdict"] = line
-        elif line.startswith("| ") and not line.startswith("| A |"):
+        elif line.startswith("| ") and not line.startswith("| A |") and current:  # not the summary table
             cells = [c.strip() for c in line.strip("|").split("|")]
             current["rows"][(cells[0], cells[1], cells[2])] = cells
     return out
@@ -158,6 +158,8 @@ def test_answers_adjust_within_each_question_and_equal_a_hand_computation(tmp_pa
     assert rows[("max", "avg", "padding valid")][8] == "a>b"
     assert s[1] > -0.5 and s[2] < 0.5 and rows[("max", "avg", "padding same")][8] == "equivalent"
     assert got["max-vs-avg"]["verdict"].startswith("**refuted**: practically equivalent")
+    summary = next(line for line in report.splitlines() if line.startswith("| [max-vs-avg](#max-vs-avg)"))
+    assert f"padding valid: {v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}]" in summary and "| **refuted** (" in summary
 
     # min-worst: the same-padding min cell failed on every seed: no data, the valid comparison alone decides
     rows = got["min-worst"]["rows"]
