@@ -203,11 +203,12 @@ def summary_table(answers: list[Answer]) -> list[str]:
         for o in ans.outcomes:
             label = ", ".join(x for x in (f"{_sel(o.a)} − {_sel(o.b)}" if pairs else "", _sel(o.context)) if x)
             if o.comp is None:
-                numbers.append(f"{label}: {o.result}")
+                value = o.result
             elif math.isnan(o.half):
-                numbers.append(f"{label}: {o.comp.diff.mean * s:+.2f} (n = {o.comp.diff.n}, no interval)")
+                value = f"{o.comp.diff.mean * s:+.2f} (n = {o.comp.diff.n}, no interval)"
             else:
-                numbers.append(f"{label}: {o.comp.diff.mean * s:+.2f} [{o.low * s:+.2f}, {o.high * s:+.2f}]")
+                value = f"{o.comp.diff.mean * s:+.2f} [{o.low * s:+.2f}, {o.high * s:+.2f}]"
+            numbers.append(f"{label}: {value}" if label else value)
         what = f"{_sel(ans.outcomes[0].a)} − {_sel(ans.outcomes[0].b)}" if ans.outcomes and not pairs else "A − B"
         unit = f"{q.metric}, {what}" + (" (points)" if s == 100 else "") + f", δ = {q.delta:g}"
         verdict = f"**{ans.verdict}** ({ans.reason})" + (
