@@ -151,7 +151,7 @@ def test_parse_shard() -> None:
 
 
 def test_shipped_grids_are_valid() -> None:
-    root = Path(__file__).resolve().parents[2] / "benchmarks" / "grids"
+    root = Path(__file__).resolve().parents[2] / "cnnbench" / "grids"
     names = {p.stem for p in root.glob("*.yaml")}
     assert {"smoke", "mnist", "cifar10", "cifar10-gpu"} <= names
     for path in root.glob("*.yaml"):
