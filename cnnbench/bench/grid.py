@@ -48,7 +48,10 @@ TOP_KEYS = (
     "seeds",
     "trainer",
     "robustness",
+    "exclude",
 )
+#: the coordinates an ``exclude:`` entry may name (``model`` is a model's label: its name when it has no args)
+EXCLUDE_KEYS = ("model", "pool", "padding", "padding_mode", "precision", "devices", "augment", "seed")
 ROBUSTNESS_KEYS = ("shifts", "fills", "fill", "copies", "seed", "edge", "max_images", "batch_size")
 ROBUSTNESS_DEFAULTS: dict[str, Any] = {"shifts": [1, 2, 3, 4], "fills": ["zero", "circular"], "copies": 4, "seed": 0}
 DEFAULT_AUGMENT = "standard"
@@ -61,7 +64,7 @@ class GridError(ValueError):
 
 
 def shipped_grids() -> dict[str, Path]:
-    """The grids installed with cnnbench: file stem → path.
+    """The grids installed with cnnbench: file stem → path (a grid's ``<name>.questions.yaml`` is not a grid).
 
     Example:
         >>> {"smoke", "mnist"} <= set(shipped_grids())
@@ -70,7 +73,8 @@ def shipped_grids() -> dict[str, Path]:
     from importlib.resources import files
 
     folder = Path(str(files("cnnbench") / "grids"))
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"), key=lambda p: p.stem)}
+    grids = (p for p in folder.glob("*.yaml") if not p.name.endswith(".questions.yaml"))
+    return {p.stem: p for p in sorted(grids, key=lambda p: p.stem)}
 
 
 def find_grid(name_or_path: str | Path) -> Path:
@@ -107,6 +111,8 @@ def grid_listing() -> str:
         for key in ("models", "pool", "padding", "padding_mode", "precision", "devices", "augment", "seeds"):
             value = raw.get(key, [None])
             runs *= len(value) if isinstance(value, list) else 1
+        if raw.get("exclude"):  # exclusions need the validated cells (model labels)
+            runs = len(expand(GridSpec.load(path)))
         rows.append((stem, str(runs), str(raw.get("description", raw.get("name", "")))))
     widths = [max(len(r[i]) for r in rows) for i in range(2)]
     return "\n".join(f"{r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}  {r[2]}" for r in rows)
@@ -217,6 +223,7 @@ class GridSpec:
     augment: list[str] = field(default_factory=lambda: [DEFAULT_AUGMENT])
     description: str = ""
     source: str = "<dict>"
+    exclude: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path) -> GridSpec:
@@ -374,12 +381,14 @@ class GridSpec:
                 raise fail(f"robustness.{key}", f"an integer >= {low}, got {value!r}")
         if not isinstance(raw["name"], str) or not raw["name"] or "/" in raw["name"]:
             raise fail("name", "a non-empty name without '/'")
+        exclude = _exclusions(raw.get("exclude") or [], fail)
         return cls(
             name=raw["name"], data=dict(data), models=models,
             pool=axis("pool", [], POOL_KINDS), padding=axis("padding", [], (*PADDINGS, "default")),
             padding_mode=axis("padding_mode", ["zeros"], PADDING_MODES), precision=axis("precision", ["32-true"], PRECISIONS),
             devices=axis("devices", [1], kind=int), seeds=axis("seeds", [0], kind=int), trainer=dict(trainer),
             robustness=robustness, augment=augment, description=str(raw.get("description", "")), source=source,
+            exclude=exclude,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -389,9 +398,30 @@ class GridSpec:
         return out
 
 
+def _exclusions(entries: Any, fail: Any) -> list[dict[str, Any]]:
+    """Check ``exclude:``: a list of partial coordinates; a cell matching every key of one entry is dropped."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and e for e in entries):
+        raise fail("exclude", "a list of mappings of coordinates, e.g. [{padding: valid, padding_mode: background}]")
+    for entry in entries:
+        for key in entry:
+            if key not in EXCLUDE_KEYS:
+                raise fail(f"exclude.{key}", f"not a coordinate; valid: {', '.join(EXCLUDE_KEYS)}")
+    return [dict(e) for e in entries]
+
+
+def _excluded(cell: Cell, exclude: list[dict[str, Any]]) -> bool:
+    def matches(key: str, value: Any) -> bool:
+        if key == "model":
+            return bool(value == cell.model_label)
+        return bool(getattr(cell, key) == value)
+
+    return any(all(matches(k, v) for k, v in entry.items()) for entry in exclude)
+
+
 def expand(spec: GridSpec) -> list[Cell]:
-    """Every cell × seed of the grid, in a fixed order (models, pools, paddings, ..., augment, seeds)."""
-    return [
+    """Every cell × seed of the grid, in a fixed order (models, pools, paddings, ..., augment, seeds),
+    less the cells that an ``exclude:`` entry matches."""
+    cells = [
         Cell(m.name, m.args, m.label, pool, pad, mode, prec, dev, seed, aug)
         for m, pool, pad, mode, prec, dev, aug, seed in itertools.product(
             spec.models,
@@ -404,6 +434,7 @@ def expand(spec: GridSpec) -> list[Cell]:
             spec.seeds,
         )
     ]
+    return [c for c in cells if not _excluded(c, spec.exclude)]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
