@@ -93,6 +93,9 @@ def bench_main(argv: list[str]) -> int:
         f"{spec.name}: {len(outcome.ran)} ran, {len(outcome.skipped)} already done; "
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     )
+    questions = Path(spec.source).with_suffix(".questions.yaml")  # <grid>.questions.yaml travels with the results
+    if questions.is_file():
+        (out / "questions.yaml").write_text(questions.read_text())
     if not args.no_report:
         paths = write_report(out, spec.name)
         print(f"report: {paths['report']}")
@@ -129,12 +132,32 @@ def report_main(argv: list[str]) -> int:
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument(
         "--resolution", type=float, default=0.5,
-        help="accuracy points within which a difference reads 'within ±resolution' instead of 'not resolved'",
+        help="points within which an exploratory comparison reads 'within ±resolution' (questions set their own δ)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--questions", default=None,
+        help="questions YAML (claims, contrasts, δ) to answer first in REPORT.md (default: OUT/questions.yaml if present)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--format",
+        choices=("png", "pdf", "svg"),
+        default="png",
+        help="figure file format (the previous report's figures, any format, are replaced)",
+    )
+    parser.add_argument(
+        "--chance-margin", type=float, default=10.0,
+        help="accuracy points above chance within which a cell is flagged and left out of consistency comparisons",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    from cnnbench.bench.questions import QuestionError
     from cnnbench.bench.report import write_report
 
-    paths = write_report(args.out, plots=not args.no_plots, resolution=args.resolution / 100)
+    try:
+        paths = write_report(args.out, plots=not args.no_plots, resolution=args.resolution / 100,
+                             questions=args.questions, fmt=args.format, chance_margin=args.chance_margin / 100)  # fmt: skip
+    except (QuestionError, ValueError) as err:
+        print(f"cnnbench report: {err}", file=sys.stderr)
+        return 2
     for kind, path in paths.items():
         print(f"{kind:>10}: {path}")
     return 0
