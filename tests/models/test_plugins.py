@@ -135,6 +135,11 @@ def test_broken_plugin_never_hides_the_others(tmp_path: Path, monkeypatch: pytes
         rows = {r[0]: r for r in _compute_rows()}
         assert rows["lazy_net"][1] == f"{1024 * 10 + 10:,}"  # LazyLinear sized on the meta device
         assert rows["bad_net"][4].startswith("broken plugin:") and rows["lenet5"][1] == "61,706"
+        from cnnbench.cli_help import models_table
+
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        assert "broken plugin: bad_plugin_mod:Net failed to import" in models_table()
+        assert not (tmp_path / "cache" / "cnnbench" / "models-table.json").exists()  # fixed later: not stale
     finally:
         sys.modules.pop("good_plugin_mod", None)
 
