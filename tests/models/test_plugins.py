@@ -102,6 +102,16 @@ def test_what_a_plugin_lacks_is_one_line(name: str, kwargs: dict[str, object], m
     assert "\n" not in str(err.value)
 
 
+def test_an_error_inside_the_plugin_is_one_line() -> None:
+    @MODELS.register("assert_net")
+    def assert_net(num_classes: int = 10) -> nn.Module:
+        assert num_classes < 5, "too many classes\nsecond line"
+        return nn.Identity()
+
+    with pytest.raises(ValueError, match=r"^model 'assert_net': .*assert_net raised AssertionError: too many classes$"):
+        create_model("assert_net")
+
+
 def test_plugin_with_wrong_output_shape_is_refused() -> None:
     @MODELS.register("flat_out")
     def flat_out(num_classes: int = 10) -> nn.Module:
