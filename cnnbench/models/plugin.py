@@ -87,7 +87,6 @@ class PluginClassifier(ImageClassifier):
     plugin_linked: ClassVar[tuple[str, ...]]
     #: what the plugin lacks to be a cnnbench model (None when nothing), said in one line
     plugin_problem: ClassVar[str | None] = None
-    flexible_input = True
 
     def _build_plugin(self, kwargs: dict[str, Any]) -> None:
         if self.plugin_problem:
