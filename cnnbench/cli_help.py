@@ -165,11 +165,13 @@ def models_table(pattern: str = "*") -> str:
         rows = None
     if rows is None:
         rows = _compute_rows()
+        cacheable = not any(r[1] == "?" for r in rows)  # a broken plugin's fix may keep its version: recheck it
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-            tmp.write_text(json.dumps({"key": key, "rows": rows}))
-            os.replace(tmp, cache)
+            if cacheable:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+                tmp.write_text(json.dumps({"key": key, "rows": rows}))
+                os.replace(tmp, cache)
         except OSError:
             pass  # a read-only home: just slower next time
     rows = [r for r in rows if fnmatch.fnmatchcase(r[0], pattern.lower())]

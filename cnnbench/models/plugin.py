@@ -87,12 +87,19 @@ class PluginClassifier(ImageClassifier):
     plugin_linked: ClassVar[tuple[str, ...]]
     #: what the plugin lacks to be a cnnbench model (None when nothing), said in one line
     plugin_problem: ClassVar[str | None] = None
-    flexible_input = True
 
     def _build_plugin(self, kwargs: dict[str, Any]) -> None:
         if self.plugin_problem:
             raise ValueError(self.plugin_problem)
-        net = type(self).plugin(**kwargs)
+        try:
+            net = type(self).plugin(**kwargs)
+        except ValueError:
+            raise  # cnnbench's factories (make_pool, make_conv) already say what is wrong, in one line
+        except Exception as err:  # the plugin's own bug: one line here, the traceback with --traceback
+            first = (str(err).strip().splitlines() or [""])[0][:300]
+            raise ValueError(
+                f"model {self.plugin_name!r}: {_path(self.plugin)} raised {type(err).__name__}: {first}"
+            ) from err
         if not isinstance(net, nn.Module):
             raise ValueError(
                 f"model {self.plugin_name!r}: {_path(self.plugin)} returned a {type(net).__name__}, not an nn.Module"

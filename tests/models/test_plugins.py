@@ -102,6 +102,16 @@ def test_what_a_plugin_lacks_is_one_line(name: str, kwargs: dict[str, object], m
     assert "\n" not in str(err.value)
 
 
+def test_an_error_inside_the_plugin_is_one_line() -> None:
+    @MODELS.register("assert_net")
+    def assert_net(num_classes: int = 10) -> nn.Module:
+        assert num_classes < 5, "too many classes\nsecond line"
+        return nn.Identity()
+
+    with pytest.raises(ValueError, match=r"^model 'assert_net': .*assert_net raised AssertionError: too many classes$"):
+        create_model("assert_net")
+
+
 def test_plugin_with_wrong_output_shape_is_refused() -> None:
     @MODELS.register("flat_out")
     def flat_out(num_classes: int = 10) -> nn.Module:
@@ -135,6 +145,11 @@ def test_broken_plugin_never_hides_the_others(tmp_path: Path, monkeypatch: pytes
         rows = {r[0]: r for r in _compute_rows()}
         assert rows["lazy_net"][1] == f"{1024 * 10 + 10:,}"  # LazyLinear sized on the meta device
         assert rows["bad_net"][4].startswith("broken plugin:") and rows["lenet5"][1] == "61,706"
+        from cnnbench.cli_help import models_table
+
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        assert "broken plugin: bad_plugin_mod:Net failed to import" in models_table()
+        assert not (tmp_path / "cache" / "cnnbench" / "models-table.json").exists()  # fixed later: not stale
     finally:
         sys.modules.pop("good_plugin_mod", None)
 
