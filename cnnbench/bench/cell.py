@@ -67,11 +67,22 @@ def build(run: dict[str, Any]) -> tuple[Any, Any]:
         data["augment"] = cell["augment"]
     dm = create_data(data.pop("name"), seed=cell["seed"], **data)
     _, h, w = dm.image_shape
+    knobs = {"pool": cell["pool"], "padding": cell["padding"], "padding_mode": cell["padding_mode"]}
+    if knobs["padding_mode"] == "zeros" and _lacks(cell["model"], "padding_mode"):
+        del knobs["padding_mode"]  # a plugin without the argument pads with zeros, as torch's convolutions do
     model = create_model(
-        cell["model"], **cell["model_args"], pool=cell["pool"], padding=cell["padding"], padding_mode=cell["padding_mode"],
+        cell["model"], **cell["model_args"], **knobs,
         num_classes=dm.num_classes, in_channels=dm.image_shape[0], input_size=h if h == w else (h, w),
     )  # fmt: skip
     return dm, model
+
+
+def _lacks(model: str, argument: str) -> bool:
+    from cnnbench.bench.grid import accepted_arguments
+    from cnnbench.models import MODELS
+
+    accepted = accepted_arguments(MODELS.get(model))
+    return accepted is not None and argument not in accepted
 
 
 def set_threads(threads: int | None) -> int:

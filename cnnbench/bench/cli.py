@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from cnnbench.bench.grid import GridSpec, expand, parse_shard
+from cnnbench.bench.grid import GridSpec, expand, find_grid, grid_listing, parse_shard
 
 
 def sweep_config(spec: GridSpec, grid_path: str, out: str) -> dict[str, Any]:
@@ -28,7 +28,10 @@ def sweep_config(spec: GridSpec, grid_path: str, out: str) -> dict[str, Any]:
 
 def bench_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="cnnbench bench", description="Run a pooling × padding ablation grid.")
-    parser.add_argument("grid", help="grid YAML file")
+    parser.add_argument(
+        "grid", nargs="?", help="a shipped grid's name (smoke, mnist, ...: see --list) or a grid YAML file"
+    )
+    parser.add_argument("--list", action="store_true", help="list the grids shipped with cnnbench and exit")
     parser.add_argument("--out", required=False, help="output folder (default: results/<grid name>)")
     parser.add_argument(
         "--workers", type=int, default=1, help="runs at once, each in its own process with cores/workers CPU threads"
@@ -49,8 +52,13 @@ def bench_main(argv: list[str]) -> int:
     for axis in ("model", "pool", "padding", "padding_mode", "precision", "devices", "augment", "seed"):
         parser.add_argument(f"--{axis}", default=None, help=f"run only cells with this {axis} (W&B sweep agents)")
     args = parser.parse_args(argv)
+    if args.list:
+        print(grid_listing())
+        return 0
+    if args.grid is None:
+        parser.error("give a grid: a shipped grid's name (cnnbench bench --list) or a YAML file")
 
-    spec = GridSpec.load(args.grid)
+    spec = GridSpec.load(find_grid(args.grid))
     out = Path(args.out or Path("results") / spec.name)
     index, count = parse_shard(args.shard)
     if args.emit_wandb_sweep:
