@@ -147,7 +147,6 @@ def evaluate_robustness(
         columns["translation_acc"] = result["translation"]["acc_mean"]
         moved = list(result["translation"]["mean_shift_px"].values())
         columns["translation_shift_px"] = sum(moved) / len(moved)
-        columns["translation_lost_ink"] = result["translation"]["lost_ink"]
     if strata is not None:
         result["border"] = border_metrics(model, x, y, strata.to(device), normalize, batch_size, clean)
         columns.update({k: v for k, v in result["border"].items() if not isinstance(v, dict)})
