@@ -104,8 +104,10 @@ def evaluate_robustness(
         >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
         >>> x, y = torch.randint(0, 256, (50, 1, 8, 8)).float(), torch.randint(0, 3, (50,))
         >>> r = evaluate_robustness(model, x, y, lambda t: t / 255, shifts=[1, 2], copies=3, stride=2)
-        >>> sorted(r["shift"]), sorted(r["shift"]["zero"]["consistency"]), sorted(r["columns"])[:2]
-        (['circular', 'zero'], [1, 2], ['consistency_zero_below_stride', 'consistency_zero_from_stride'])
+        >>> sorted(r["shift"]), sorted(r["shift"]["zero"]["consistency"]), r["columns"]["total_stride"]
+        (['circular', 'zero'], [1, 2], 2)
+        >>> sorted(k for k in r["columns"] if k.startswith("consistency_zero"))
+        ['consistency_zero_below_stride', 'consistency_zero_from_stride']
     """
     if copies < 2:
         raise ValueError(f"copies must be >= 2 (consistency compares pairs), got {copies}")

@@ -1,5 +1,7 @@
 """Per-k consistency split at the stride, border metrics and blanking, against hand computations."""
 
+import json
+
 import torch
 from torch import nn
 
@@ -78,3 +80,52 @@ def test_evaluate_robustness_gives_columns_with_stride_and_border() -> None:
     assert cols["consistency_zero_below_stride"] == k[1] and cols["consistency_zero_from_stride"] == k[2]
     assert cols["total_stride"] == 2 and cols["acc_centred"] == r["border"]["acc_centred"]
     assert "translation_acc" not in cols and "consistency_circular_below_stride" not in cols
+
+
+def test_a_border_grid_cell_records_the_metrics_a_plain_recount_gives(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """One real grid cell on border-placed digits: its metrics block equals a recount from its checkpoint."""
+    import io
+
+    from cnnbench.bench.grid import GridSpec
+    from cnnbench.bench.runner import run_grid
+    from cnnbench.data import create_data
+    from cnnbench.models import create_model
+    from tests.data.test_border import blob_digits
+    from tests.fakes import write_idx
+
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n, seed in (("train", 300, 0), ("t10k", 96, 1)):
+        images, labels = blob_digits(n, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    data = {"name": "mnist_border", "root": str(tmp_path / "data"), "download": False, "verify": False, "val_size": 60}
+    spec = GridSpec.from_dict({
+        "name": "border", "data": data, "models": [{"name": "lenet5", "args": {"head_pool": 5}}], "pool": ["max"],
+        "padding": ["same"], "padding_mode": ["background"], "seeds": [0],
+        "trainer": {"max_steps": 3, "num_sanity_val_steps": 0}, "robustness": {"shifts": [1, 4], "fills": ["zero"], "edge": False},
+    })  # fmt: skip
+    out = tmp_path / "out"
+    outcome = run_grid(spec, out, wandb=False, keep_checkpoints=True, log=io.StringIO())
+    assert not outcome.failed
+    result = json.loads(next((out / "results").glob("*.json")).read_text())
+    metrics = result["metrics"]
+    assert result["params"] == 61_706 and metrics["total_stride"] == 4
+    k = result["robustness"]["shift"]["zero"]["consistency"]
+    assert metrics["consistency_zero_below_stride"] == k["1"] and metrics["consistency_zero_from_stride"] == k["4"]
+    # recount from the tested checkpoint, preprocessing by hand
+    ckpt = sorted((out / "runs").rglob("*.ckpt"))[0]
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    torch.testing.assert_close(state["features.0.pad_value"], torch.tensor([-0.1307 / 0.3081]))
+    model = create_model("lenet5", padding="same", padding_mode="background", head_pool=5)
+    model.load_state_dict(state, strict=False)
+    model.eval()
+    dm = create_data("mnist_border", seed=0, **{k: v for k, v in data.items() if k != "name"})
+    dm.setup()
+    x, y = dm.splits["test"]
+    with torch.no_grad():
+        correct = (model((x.float() / 255 - 0.1307) / 0.3081).argmax(1) == y).float()
+    centred = dm.strata["test"] == 0
+    assert abs(metrics["acc_centred"] - float(correct[centred].mean())) < 1e-6
+    assert abs(metrics["acc_border"] - float(correct[~centred].mean())) < 1e-6
+    assert abs(metrics["border_penalty"] - (metrics["acc_centred"] - metrics["acc_border"])) < 1e-9
