@@ -189,6 +189,7 @@ def build_cli_class() -> Any:
                 os.environ[RUN_VERSION_ENV] = str(version)  # DDP children re-run this CLI: same folder
                 version = int(version)
             folder = Path(run_dir, name, f"version_{version}").resolve()
+            self.context["run_folder"] = folder
             if not folder.exists():
                 created = folder  # the top folder this run creates (runs/ and runs/<model>/ too on a first run)
                 while not created.parent.exists():
@@ -270,6 +271,7 @@ def run_lightning(args: list[str], context: dict[str, Any]) -> int:
     finally:
         if inherited is None:
             os.environ.pop(RUN_VERSION_ENV, None)
+            os.environ.pop("CNNBENCH_RESUME_CONFIG", None)  # cnnbench.cli.RESUME_CONFIG_ENV
     return 0
 
 
