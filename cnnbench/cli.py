@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-        if isinstance(stop, SIGTERMException):
+        if isinstance(stop, SIGTERMException):  # a SIGTERM, or the first Ctrl-C of a fit (CtrlCStopsLikeSigterm)
+            if context.get("stopped_by") == "Ctrl-C":
+                return _stopped("Ctrl-C", 130, context)
             return _stopped("SIGTERM", 143, context)
         if isinstance(stop.__context__, KeyboardInterrupt):  # Lightning turns Ctrl-C into sys.exit(1)
             return _stopped("Ctrl-C", 130, context)

@@ -18,6 +18,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import sys
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,6 +73,45 @@ class _MarkStarted(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.context["started"] = True
+
+
+class CtrlCStopsLikeSigterm(Callback):
+    """During training, the first Ctrl-C stops the fit the way SIGTERM does: at the end of
+    the running step (or validation batch), with ``last.ckpt`` saved, so that
+    ``--ckpt_path last`` continues exactly. A second Ctrl-C aborts at once.
+
+    A ``KeyboardInterrupt`` raised wherever Python happens to be (inside an optimizer
+    update, a logger, a callback) could save a half-updated state. Sets Lightning's
+    ``received_sigterm`` flag (``trainer._signal_connector``; Lightning 2.4-2.6), the flag
+    its loops check at step boundaries.
+    """
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context
+        self._previous: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set there
+
+        def stop(signum: int, frame: Any) -> None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C aborts
+            self.context["stopped_by"] = "Ctrl-C"
+            print("\ncnnbench: Ctrl-C: stopping after this step (Ctrl-C again aborts)", file=sys.stderr, flush=True)
+            trainer._signal_connector.received_sigterm = True
+
+        self._previous = signal.signal(signal.SIGINT, stop)
+
+    def _restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
 
 
 def _total(state: dict[str, Any]) -> int | None:
@@ -219,7 +261,7 @@ def build_cli_class() -> Any:
                 del extras["profiler"]  # the user's profiler, not the no-op default
             user_callbacks = list(trainer_init.get("callbacks") or [])
             extras["callbacks"] = [*user_callbacks, *extras["callbacks"]]
-            extras["callbacks"].append(_MarkStarted(self.context))
+            extras["callbacks"] += [_MarkStarted(self.context), CtrlCStopsLikeSigterm(self.context)]
             if self.subcommand == "fit" and self.context.get("saved_schedulers") is not None:
                 extras["callbacks"].append(ScheduleCheck(self.context["saved_schedulers"]))
             for logger in extras["logger"]:

@@ -43,6 +43,13 @@ class StopAt(L.Callback):
         else:
             raise RuntimeError(f"injected stop at {hook} (epoch {trainer.current_epoch}, step {trainer.global_step})")
 
+    # a resumed fit re-creates the callbacks of the run's saved config.yaml: stop only once per run
+    def state_dict(self) -> dict[str, Any]:
+        return {"done": self.done}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.done = bool(state_dict.get("done", False))
+
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self._maybe_stop("train_batch_start", trainer, batch_idx)
 
