@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -216,6 +217,19 @@ def build_cli_class() -> Any:
         def _parse_ckpt_path(self) -> None:
             """Checkpoint hyperparameters are applied by :func:`cnnbench.cli.prepare_argv` instead."""
 
+        def _set_seed(self) -> None:
+            """Lightning's seeding, silent: "Seed set to N" is said once the run has started
+            (:meth:`instantiate_trainer`), after any one-line error about a bad value."""
+            from lightning.fabric.utilities.seed import seed_everything
+
+            cfg = self.config[self.subcommand] if self.subcommand else self.config
+            if cfg.get("seed_everything") is False:
+                return
+            given = cfg.get("seed_everything")
+            seed = seed_everything(None if given is True else given, workers=True, verbose=False)
+            cfg["seed_everything"] = seed
+            self.context["seed_message"] = f"Seed set to {seed}"
+
         def instantiate_trainer(self, **kwargs: Any) -> Any:
             from cnnbench.models import MODELS
 
@@ -267,17 +281,23 @@ def build_cli_class() -> Any:
             for logger in extras["logger"]:
                 if hasattr(logger, "keep_open"):  # one W&B run for fit and the test after it
                     logger.keep_open = bool(cfg.get("test_after_fit"))
-            return super().instantiate_trainer(**extras, **kwargs)
+            trainer = super().instantiate_trainer(**extras, **kwargs)
+            if self.context.get("seed_message"):
+                logging.getLogger("lightning.fabric.utilities.seed").info(self.context.pop("seed_message"))
+            return trainer
 
         def after_fit(self) -> None:
             trainer = self.trainer
             ckpt = trainer.checkpoint_callback
             best = getattr(ckpt, "best_model_path", "") or ""
+            last = getattr(ckpt, "last_model_path", "") or ""
             score = getattr(ckpt, "best_model_score", None)
             log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
             if trainer.is_global_zero:
                 print(f"\nrun folder:       {os.path.abspath(log_dir or '.')}")
                 print(f"best checkpoint:  {os.path.abspath(best) if best else '(none: no validation)'}")
+                if last and os.path.isfile(last):
+                    print(f"last checkpoint:  {os.path.abspath(last)}")
                 if score is not None:
                     print(f"best val/acc:     {float(score):.4f}")
             if self.config[self.subcommand].get("test_after_fit"):

@@ -73,7 +73,13 @@ def interrupt(tmp_path: Path, data: Path, how: signal.Signals) -> tuple[int, str
 
 @pytest.mark.parametrize(("how", "code", "name"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_default_recipe_fit_interrupted_then_the_readme_resume_command_equals_an_uninterrupted_fit(
-    how: signal.Signals, code: int, name: str, data: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    how: signal.Signals,
+    code: int,
+    name: str,
+    data: Path,
+    reference: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     work = tmp_path / "work"
     work.mkdir()
