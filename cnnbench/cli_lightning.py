@@ -229,6 +229,9 @@ def build_cli_class() -> Any:
             seed = seed_everything(None if given is True else given, workers=True, verbose=False)
             cfg["seed_everything"] = seed
             self.context["seed_message"] = f"Seed set to {seed}"
+            init = getattr(cfg.get("data"), "init_args", None)
+            if init is not None and "seed" in init and init.seed is None:
+                init.seed = seed  # --data.seed follows --seed_everything unless given; recorded in config.yaml
 
         def instantiate_trainer(self, **kwargs: Any) -> Any:
             from cnnbench.models import MODELS
