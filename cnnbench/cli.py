@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         if command in commands:
             return commands[command](args[1:])
         return _run_lightning(args, context)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C outside Lightning's fit loop (e.g. while loading data)
+        return _stopped("Ctrl-C", 130, context)
     except BrokenPipeError:  # `cnnbench models | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -71,12 +71,26 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-        if isinstance(stop, SIGTERMException):
-            print("cnnbench: stopped by SIGTERM; last.ckpt was saved: continue with --ckpt_path last", file=sys.stderr)
-            return 143
+        if isinstance(stop, SIGTERMException):  # a SIGTERM, or the first Ctrl-C of a fit (CtrlCStopsLikeSigterm)
+            if context.get("stopped_by") == "Ctrl-C":
+                return _stopped("Ctrl-C", 130, context)
+            return _stopped("SIGTERM", 143, context)
+        if isinstance(stop.__context__, KeyboardInterrupt):  # Lightning turns Ctrl-C into sys.exit(1)
+            return _stopped("Ctrl-C", 130, context)
         raise
     except Exception as err:
         return report_error(command, err, context)
+
+
+def _stopped(signal_name: str, code: int, context: dict[str, Any]) -> int:
+    """One line saying how to continue an interrupted run (``code``: 128 + the signal number)."""
+    folder = context.get("run_folder")
+    if folder is not None and (Path(folder) / "checkpoints" / "last.ckpt").is_file():
+        hint = "last.ckpt was saved: continue with --ckpt_path last"
+    else:
+        hint = "nothing was saved (training had not started)"
+    print(f"cnnbench: stopped by {signal_name}; {hint}", file=sys.stderr)
+    return code
 
 
 # ----------------------------------------------------------------------------- argv handling
@@ -150,13 +164,93 @@ def _checkpoint_config(stored: dict[str, Any], key: str, cls: Any) -> list[str]:
     return ["--config", json.dumps({key: {"class_path": _class_path(cls), "init_args": hparams}})]
 
 
+#: the trainer settings that set a run's length; given anew, they replace the saved ones
+LENGTH_KEYS = ("max_epochs", "max_steps", "max_time")
+#: the saved config.yaml of the run being resumed, as read by the first process (DDP children reuse it)
+RESUME_CONFIG_ENV = "CNNBENCH_RESUME_CONFIG"
+
+
+def _saved_run_config(resume_dir: Path, model_cls: Any, new_length: bool) -> list[str]:
+    """``--config`` arguments restoring the resumed run's saved ``config.yaml`` (none if absent).
+
+    The run's own settings (length, precision, callbacks, logging, seed) are the defaults of
+    the continued run; the flags given now override them. A length given now replaces the
+    saved one as a whole (``--trainer.max_steps N`` alone continues to N steps, not to
+    ``min(N, saved epochs)``).
+    """
+    import yaml
+
+    from cnnbench.cli_lightning import RUN_VERSION_ENV
+
+    text = os.environ.get(RESUME_CONFIG_ENV) if os.environ.get(RUN_VERSION_ENV) else None
+    if text is None:  # the first process: DDP children re-run this while rank 0 rewrites the file
+        path = resume_dir / "config.yaml"
+        text = path.read_text() if path.is_file() else "{}"
+        os.environ[RESUME_CONFIG_ENV] = text
+    saved = yaml.safe_load(text) or {}
+    if not isinstance(saved, dict):
+        return []
+    stored_model = (saved.get("model") or {}).get("class_path")
+    if model_cls is not None and stored_model not in (None, _class_path(model_cls)):
+        return []  # another model's run: its settings are not this one's
+    for key in ("ckpt_path", "config", "print_config"):
+        saved.pop(key, None)
+    if new_length:
+        for key in LENGTH_KEYS:
+            (saved.get("trainer") or {}).pop(key, None)
+    return ["--config", json.dumps(saved)] if saved else []
+
+
+def _checkpoint_arguments(
+    args: list[str], ckpt: str, model: str | None, data: str | None, context: dict[str, Any]
+) -> tuple[str | None, str | None, list[str]]:
+    """Apply a ``--ckpt_path``: its model hyperparameters go right after ``--model`` (so the
+    user's ``--model.*`` flags win); returns (model, data, defaults for the front of argv)."""
+    from cnnbench.checkpoint import check_checkpoint_file, checkpoint_info, read_checkpoint
+    from cnnbench.data import DATA
+    from cnnbench.models import MODELS
+
+    if ckpt == "last":
+        ckpt = str(find_last_checkpoint(context["run_dir"], model if model in MODELS else None))
+        _set_option(args, "--ckpt_path", ckpt)
+    check_checkpoint_file(ckpt)
+    stored = read_checkpoint(ckpt)
+    info = checkpoint_info(stored)
+    context["ckpt"], context["resume_dir"] = ckpt, Path(ckpt).resolve().parent.parent
+    context["saved_schedulers"] = list(stored.get("lr_schedulers") or [])
+    stored_model = info.get("model")
+    if stored_model and (model is None or _resolve_name(model, MODELS)[0] == stored_model):
+        # the checkpoint's hyperparameters, then the user's --model.* flags over them
+        at = _option(args, "--model")[0]
+        if model is None:
+            model = stored_model
+        config = _checkpoint_config(stored, "model", MODELS.get(stored_model))
+        if at >= 0:
+            args[at + 2 : at + 2] = config
+        else:
+            args[1:1] = config
+    front: list[str] = []
+    if args[0] == "fit":  # continue the run as it was started: its saved config.yaml
+        model_cls = _resolve_name(model, MODELS)[1] if model is not None else None
+        new_length = any(_option(args, f"--trainer.{key}")[0] >= 0 for key in LENGTH_KEYS)
+        front += _saved_run_config(context["resume_dir"], model_cls, new_length)
+    if data is None and info.get("data"):
+        data = info["data"]
+        front += _checkpoint_config(stored, "data", DATA.get(data))
+    return model, data, front
+
+
 def prepare_argv(args: list[str], context: dict[str, Any] | None = None) -> tuple[list[str], dict[str, Any]]:
     """Rewrite registry names to class paths and add per-model defaults.
+
+    Defaults go right after the subcommand, in increasing precedence: the model's recipe,
+    the resumed run's saved ``config.yaml`` and checkpoint (``--ckpt_path``), the data set
+    (``--data``, the model's default data set unless given) and its recipe settings; every
+    flag the user gave comes after them and wins.
 
     Returns the argv for LightningCLI and what was learned (model and data names and
     classes, checkpoint, run folder), also written into ``context`` when given.
     """
-    from cnnbench.checkpoint import checkpoint_info, read_checkpoint
     from cnnbench.data import DATA
     from cnnbench.models import MODELS
 
@@ -176,32 +270,10 @@ def prepare_argv(args: list[str], context: dict[str, Any] | None = None) -> tupl
             return args, context
 
     _, ckpt = _option(args, "--ckpt_path")
+    resumed: list[str] = []
     if ckpt is not None:
-        if ckpt == "last":
-            ckpt = str(find_last_checkpoint(context["run_dir"], model if model in MODELS else None))
-            _set_option(args, "--ckpt_path", ckpt)
-        from cnnbench.predict import check_checkpoint_file
-
-        check_checkpoint_file(ckpt)
-        stored = read_checkpoint(ckpt)
-        info = checkpoint_info(stored)
-        context["ckpt"], context["resume_dir"] = ckpt, Path(ckpt).resolve().parent.parent
-        context["saved_schedulers"] = list(stored.get("lr_schedulers") or [])
-        stored_model = info.get("model")
-        if stored_model and (model is None or _resolve_name(model, MODELS)[0] == stored_model):
-            # the checkpoint's hyperparameters, then the user's --model.* flags over them
-            at = _option(args, "--model")[0]
-            if model is None:
-                model = stored_model
-            config = _checkpoint_config(stored, "model", MODELS.get(stored_model))
-            if at >= 0:
-                args[at + 2 : at + 2] = config
-            else:
-                args[1:1] = config
-        if data is None and info.get("data"):
-            data = info["data"]
-            args[1:1] = _checkpoint_config(stored, "data", DATA.get(data))
-
+        model, data, resumed = _checkpoint_arguments(args, ckpt, model, data, context)
+    front: list[str] = []
     if model is not None:
         model_name, model_cls = _resolve_name(model, MODELS)
         if model_cls is not None and _option(args, "--model")[0] >= 0:
@@ -209,24 +281,33 @@ def prepare_argv(args: list[str], context: dict[str, Any] | None = None) -> tupl
         context["model_name"], context["model_cls"] = model_name, model_cls
         if data is None and model_cls is not None:
             data = model_cls.default_data
-            args += ["--data", data]
-        if model_cls is not None and getattr(model_cls, "recipe", None) and ckpt is None:
-            recipe = {"trainer": model_cls.recipe.get("trainer", {})}
-            args[1:1] = ["--config", json.dumps(recipe)]
-            context["data_recipe"] = model_cls.recipe.get("data", {})
+        recipe = getattr(model_cls, "recipe", None) or {}
+        trainer = dict(recipe.get("trainer", {}))
+        if ckpt is None:
+            context["data_recipe"] = recipe.get("data", {})
+        elif args[0] != "fit":
+            trainer = {}  # validate/test of a checkpoint: no training length
+        elif any(_option(args, f"--trainer.{key}")[0] >= 0 for key in LENGTH_KEYS):
+            trainer = {k: v for k, v in trainer.items() if k not in LENGTH_KEYS}  # a new length replaces it
+        if trainer:
+            front += ["--config", json.dumps({"trainer": trainer})]
+    front += resumed
     if data is not None:
         data_name, data_cls = _resolve_name(data, DATA)
         if data_cls is not None:
-            _set_option(args, "--data", _class_path(data_cls))
+            if _option(args, "--data")[0] >= 0:
+                _set_option(args, "--data", _class_path(data_cls))
+            else:  # first, so that --data.image_size given without --data reaches the data set's class
+                front += ["--data", _class_path(data_cls)]
             context["data_name"], context["data_cls"] = data_name, data_cls
-            # recipe data defaults go right after --data so that later --data.* flags win
-            di = _option(args, "--data")[0]
-            extra = [
-                f"--data.{k}={v}"
-                for k, v in context.get("data_recipe", {}).items()
-                if _option(args, f"--data.{k}")[0] < 0
-            ]
-            args[di + 2 : di + 2] = extra
+    args[1:1] = front
+    if context.get("data_cls") is not None:
+        # recipe data defaults go right after --data so that later --data.* flags win
+        di = _option(args, "--data")[0]
+        extra = [
+            f"--data.{k}={v}" for k, v in context.get("data_recipe", {}).items() if _option(args, f"--data.{k}")[0] < 0
+        ]
+        args[di + 2 : di + 2] = extra
     return args, context
 
 

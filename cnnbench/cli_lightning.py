@@ -16,8 +16,12 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import signal
+import sys
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,6 +74,45 @@ class _MarkStarted(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.context["started"] = True
+
+
+class CtrlCStopsLikeSigterm(Callback):
+    """During training, the first Ctrl-C stops the fit the way SIGTERM does: at the end of
+    the running step (or validation batch), with ``last.ckpt`` saved, so that
+    ``--ckpt_path last`` continues exactly. A second Ctrl-C aborts at once.
+
+    A ``KeyboardInterrupt`` raised wherever Python happens to be (inside an optimizer
+    update, a logger, a callback) could save a half-updated state. Sets Lightning's
+    ``received_sigterm`` flag (``trainer._signal_connector``; Lightning 2.4-2.6), the flag
+    its loops check at step boundaries.
+    """
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context
+        self._previous: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set there
+
+        def stop(signum: int, frame: Any) -> None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C aborts
+            self.context["stopped_by"] = "Ctrl-C"
+            print("\ncnnbench: Ctrl-C: stopping after this step (Ctrl-C again aborts)", file=sys.stderr, flush=True)
+            trainer._signal_connector.received_sigterm = True
+
+        self._previous = signal.signal(signal.SIGINT, stop)
+
+    def _restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
 
 
 def _total(state: dict[str, Any]) -> int | None:
@@ -174,6 +217,22 @@ def build_cli_class() -> Any:
         def _parse_ckpt_path(self) -> None:
             """Checkpoint hyperparameters are applied by :func:`cnnbench.cli.prepare_argv` instead."""
 
+        def _set_seed(self) -> None:
+            """Lightning's seeding, silent: "Seed set to N" is said once the run has started
+            (:meth:`instantiate_trainer`), after any one-line error about a bad value."""
+            from lightning.fabric.utilities.seed import seed_everything
+
+            cfg = self.config[self.subcommand] if self.subcommand else self.config
+            if cfg.get("seed_everything") is False:
+                return
+            given = cfg.get("seed_everything")
+            seed = seed_everything(None if given is True else given, workers=True, verbose=False)
+            cfg["seed_everything"] = seed
+            self.context["seed_message"] = f"Seed set to {seed}"
+            init = getattr(cfg.get("data"), "init_args", None)
+            if init is not None and "seed" in init and init.seed is None:
+                init.seed = seed  # --data.seed follows --seed_everything unless given; recorded in config.yaml
+
         def instantiate_trainer(self, **kwargs: Any) -> Any:
             from cnnbench.models import MODELS
 
@@ -189,6 +248,7 @@ def build_cli_class() -> Any:
                 os.environ[RUN_VERSION_ENV] = str(version)  # DDP children re-run this CLI: same folder
                 version = int(version)
             folder = Path(run_dir, name, f"version_{version}").resolve()
+            self.context["run_folder"] = folder
             if not folder.exists():
                 created = folder  # the top folder this run creates (runs/ and runs/<model>/ too on a first run)
                 while not created.parent.exists():
@@ -218,23 +278,29 @@ def build_cli_class() -> Any:
                 del extras["profiler"]  # the user's profiler, not the no-op default
             user_callbacks = list(trainer_init.get("callbacks") or [])
             extras["callbacks"] = [*user_callbacks, *extras["callbacks"]]
-            extras["callbacks"].append(_MarkStarted(self.context))
+            extras["callbacks"] += [_MarkStarted(self.context), CtrlCStopsLikeSigterm(self.context)]
             if self.subcommand == "fit" and self.context.get("saved_schedulers") is not None:
                 extras["callbacks"].append(ScheduleCheck(self.context["saved_schedulers"]))
             for logger in extras["logger"]:
                 if hasattr(logger, "keep_open"):  # one W&B run for fit and the test after it
                     logger.keep_open = bool(cfg.get("test_after_fit"))
-            return super().instantiate_trainer(**extras, **kwargs)
+            trainer = super().instantiate_trainer(**extras, **kwargs)
+            if self.context.get("seed_message"):
+                logging.getLogger("lightning.fabric.utilities.seed").info(self.context.pop("seed_message"))
+            return trainer
 
         def after_fit(self) -> None:
             trainer = self.trainer
             ckpt = trainer.checkpoint_callback
             best = getattr(ckpt, "best_model_path", "") or ""
+            last = getattr(ckpt, "last_model_path", "") or ""
             score = getattr(ckpt, "best_model_score", None)
             log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
             if trainer.is_global_zero:
                 print(f"\nrun folder:       {os.path.abspath(log_dir or '.')}")
                 print(f"best checkpoint:  {os.path.abspath(best) if best else '(none: no validation)'}")
+                if last and os.path.isfile(last):
+                    print(f"last checkpoint:  {os.path.abspath(last)}")
                 if score is not None:
                     print(f"best val/acc:     {float(score):.4f}")
             if self.config[self.subcommand].get("test_after_fit"):
@@ -270,6 +336,7 @@ def run_lightning(args: list[str], context: dict[str, Any]) -> int:
     finally:
         if inherited is None:
             os.environ.pop(RUN_VERSION_ENV, None)
+            os.environ.pop("CNNBENCH_RESUME_CONFIG", None)  # cnnbench.cli.RESUME_CONFIG_ENV
     return 0
 
 

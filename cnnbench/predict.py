@@ -34,13 +34,14 @@ class ImageInputError(ValueError):
 
 
 def expand_inputs(paths: list[str]) -> list[Path]:
-    """Files as given, and the image files inside any folder (sorted)."""
+    """Files as given, and the image files inside any folder (sorted); a folder holding no
+    image file is kept as itself, for its own error line."""
     from cnnbench.data.imagefolder import IMAGE_SUFFIXES
 
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) or [p]
         else:
             out.append(p)
     return out
@@ -207,6 +208,14 @@ def main(argv: list[str]) -> int:
     failures = 0
     ready: list[tuple[Path, torch.Tensor]] = []
     for path in expand_inputs(args.inputs):
+        if path.is_dir():
+            from cnnbench.data.imagefolder import IMAGE_SUFFIXES
+
+            print(
+                f"{path}: error: no image files in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})", file=sys.stderr
+            )
+            failures += 1
+            continue
         try:
             x, brightness = read_image(path, data_state, args.convert)
         except ImageInputError as err:
@@ -225,5 +234,6 @@ def main(argv: list[str]) -> int:
         for (path, _), p in zip(chunk, probs):
             top = p.topk(min(args.top_k, len(p)))
             results.append((path, [(str(classes[int(i)]), float(v)) for v, i in zip(top.values, top.indices)]))
-    write_results(results, min(args.top_k, len(classes)), args.format)
+    if results or not failures:  # nothing but errors: no empty table
+        write_results(results, min(args.top_k, len(classes)), args.format)
     return 1 if failures else 0

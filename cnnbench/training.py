@@ -108,7 +108,7 @@ class InterruptCheckpoint(Callback):
         ckpt.last_model_path = path
         self._saving = True
         try:
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)  # the full state; says so (no log line)
         finally:
             self._saving = False
 

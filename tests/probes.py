@@ -43,6 +43,13 @@ class StopAt(L.Callback):
         else:
             raise RuntimeError(f"injected stop at {hook} (epoch {trainer.current_epoch}, step {trainer.global_step})")
 
+    # a resumed fit re-creates the callbacks of the run's saved config.yaml: stop only once per run
+    def state_dict(self) -> dict[str, Any]:
+        return {"done": self.done}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.done = bool(state_dict.get("done", False))
+
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self._maybe_stop("train_batch_start", trainer, batch_idx)
 
@@ -73,3 +80,39 @@ class RecordDtypes(L.Callback):
         for module in pl_module.modules():
             if isinstance(module, torch.nn.Linear):
                 module.register_forward_hook(hook)
+
+
+class RecordData(L.Callback):
+    """Write to ``path`` (JSON) what the data seed decides in a fit: the validation split,
+    the labels of the first training batch in order, and the first batch's augmentation (the
+    preset applied with the seed that batch carried, to a fixed pattern)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.seeds: list[int] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        dm = trainer.datamodule
+        self.preset = real = dm.augmentation
+
+        def recording(x: torch.Tensor, seed: Any, **kwargs: Any) -> torch.Tensor:
+            self.seeds.append(int(seed))
+            return real(x, seed=seed, **kwargs)
+
+        dm.augmentation = recording
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step != 0:
+            return
+        import json
+
+        dm = trainer.datamodule
+        pattern = (torch.arange(2 * 32 * 32) % 251).to(torch.uint8).reshape(2, 1, 32, 32)
+        augmented = self.preset(pattern, seed=self.seeds[0])
+        record = {
+            "val_split": dm.split_indices["val"].tolist(),
+            "first_batch_labels": batch[1].tolist(),
+            "augmentation": augmented.float().flatten().tolist(),
+        }
+        with open(self.path, "w") as fh:
+            json.dump(record, fh)

@@ -53,7 +53,8 @@ class ImageDataModule(L.LightningDataModule):
         batch_size: Training batch size per process.
         eval_batch_size: Validation/test batch size (default: 2 × ``batch_size``).
         val_size: Validation images taken from the training set: a count or a fraction.
-        seed: Seed of the train/val split, the shuffling and the augmentation.
+        seed: Seed of the train/val split, the shuffling and the augmentation (``None``: 0;
+            ``cnnbench fit`` passes its ``--seed_everything`` unless ``--data.seed`` is given).
         augment: Preset name: ``none``, ``standard`` or ``strong``.
         loader: ``tensor`` (data held as tensors, batch augmentation) or ``torchvision``
             (per-sample ``transforms.v2`` in DataLoader workers).
@@ -87,7 +88,7 @@ class ImageDataModule(L.LightningDataModule):
         batch_size: int = 128,
         eval_batch_size: int | None = None,
         val_size: int | float | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         augment: str = "standard",
         loader: str = "tensor",
         num_workers: int = 2,
@@ -105,6 +106,8 @@ class ImageDataModule(L.LightningDataModule):
         if val_size < 0 or (isinstance(val_size, float) and val_size >= 1):
             raise ValueError(f"val_size must be a count >= 0 or a fraction in [0, 1), got {val_size!r}")
         self.save_hyperparameters()
+        if seed is None:  # the CLI fills it from --seed_everything; here the fixed default, recorded
+            seed = self.hparams["seed"] = 0
         self.root = default_root(root)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or 2 * batch_size
         self.val_size, self.seed, self.loader, self.num_workers = val_size, seed, loader, num_workers

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from cnnbench.data.augment import BatchAugment
 from cnnbench.data.base import ImageDataModule, check_image_size
-from cnnbench.data.files import DataError, check_files
+from cnnbench.data.files import DataError, check_files, download_guard
 from cnnbench.data.registry import register_data
 
 NATURAL_IMAGE_PRESETS = {
@@ -86,7 +86,8 @@ class CIFAR10DataModule(ImageDataModule):
         )
 
     def fetch(self) -> None:
-        self._tv_class()(self.root, train=True, download=True)
+        with download_guard(self.root, self.base_folder, type(self).__name__):
+            self._tv_class()(self.root, train=True, download=True)
 
     def read_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         names = [name for name, _ in self._lists()[0 if train else 1]]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -99,3 +100,72 @@ def network_timeout(seconds: float = 20.0) -> Iterator[None]:
         yield
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def _entries(root: Path, folder: str) -> set[Path]:
+    """The paths a download into ``root`` may create: ``root``'s entries and everything in its
+    data set ``folder`` (small); never a walk of the whole data root."""
+    found = set(root.iterdir()) if root.is_dir() else set()
+    if (root / folder).is_dir():
+        found |= set((root / folder).rglob("*"))
+    return found
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder of ``path`` (itself included) that does not exist yet."""
+    missing = None
+    while not path.exists() and path != path.parent:
+        missing, path = path, path.parent
+    return missing
+
+
+def _remove_new(root: Path, folder: str, before: set[Path], created: Path | None) -> None:
+    """Delete what appeared under ``root`` since ``before``, then the empty folders up to
+    ``created`` (the topmost folder the download made)."""
+    for path in sorted(_entries(root, folder) - before, key=lambda p: len(p.parts)):  # a folder before its files
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if created is None:
+        return
+    path = root
+    while True:
+        try:
+            path.rmdir()  # only when empty
+        except OSError:
+            return
+        if path == created:
+            return
+        path = path.parent
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    joined = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return joined if len(joined) <= limit else joined[: limit - 1] + "…"
+
+
+@contextlib.contextmanager
+def download_guard(root: Path, folder: str, dataset: str) -> Iterator[None]:
+    """Run a download into ``root`` (files under ``root/folder``) with a network timeout.
+
+    If it fails, what it created is removed again (partial files, new folders such as
+    ``MNIST/raw``, the data root itself if it did not exist; nothing that was there before)
+    and a two-line :class:`DataError` says what failed and how to fix it.
+    """
+    created = _first_missing(root)
+    before = _entries(root, folder)
+    try:
+        with network_timeout():
+            yield
+    except Exception as err:
+        _remove_new(root, folder, before, created)
+        if isinstance(err, DataError):
+            raise
+        raise DataError(
+            f"{dataset}: download into {root} failed ({type(err).__name__}: {_one_line(str(err))}).\n"
+            "Fix: run once on a machine with internet access, or copy the files there and use download=False."
+        ) from None
+    except BaseException:  # Ctrl-C during the download
+        _remove_new(root, folder, before, created)
+        raise

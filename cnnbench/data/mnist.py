@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from cnnbench.data.augment import BatchAugment
 from cnnbench.data.base import ImageDataModule
-from cnnbench.data.files import DataError, check_files, md5sum
+from cnnbench.data.files import DataError, check_files, download_guard, md5sum
 from cnnbench.data.registry import register_data
 
 _IDX_DTYPES = {0x08: np.uint8}
@@ -114,8 +114,9 @@ class MNISTDataModule(ImageDataModule):
                     )
 
     def fetch(self) -> None:
-        self._tv_class()(self.root, train=True, download=True)
-        self._tv_class()(self.root, train=False, download=True)
+        with download_guard(self.root, self.folder, type(self).__name__):
+            self._tv_class()(self.root, train=True, download=True)
+            self._tv_class()(self.root, train=False, download=True)
 
     def read_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         prefix = "train" if train else "t10k"
