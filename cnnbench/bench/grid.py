@@ -44,6 +44,7 @@ TOP_KEYS = (
     "seeds",
     "trainer",
     "robustness",
+    "resources",
 )
 ROBUSTNESS_KEYS = ("shifts", "fills", "fill", "copies", "seed", "edge", "max_images", "batch_size")
 ROBUSTNESS_DEFAULTS: dict[str, Any] = {"shifts": [1, 2, 3, 4], "fills": ["zero", "circular"], "copies": 4, "seed": 0}
@@ -160,6 +161,8 @@ class GridSpec:
     robustness: dict[str, Any] = field(default_factory=lambda: dict(ROBUSTNESS_DEFAULTS))
     augment: list[str] = field(default_factory=lambda: [DEFAULT_AUGMENT])
     description: str = ""
+    #: per-cell cluster resources (``--launcher ray``): see :mod:`cnnbench.bench.resources`
+    resources: dict[str, float] = field(default_factory=dict)
     source: str = "<dict>"
 
     @classmethod
@@ -307,13 +310,25 @@ class GridSpec:
             padding_mode=axis("padding_mode", ["zeros"], PADDING_MODES), precision=axis("precision", ["32-true"], PRECISIONS),
             devices=axis("devices", [1], kind=int), seeds=axis("seeds", [0], kind=int), trainer=dict(trainer),
             robustness=robustness, augment=augment, description=str(raw.get("description", "")), source=source,
+            resources=_resources(raw.get("resources"), source),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["models"] = [{"name": m.name, "args": m.args} for m in self.models]
         out.pop("source")
+        if not out["resources"]:
+            out.pop("resources")  # grids without the block keep their grid.json as before
         return out
+
+
+def _resources(raw: Any, source: str) -> dict[str, float]:
+    from cnnbench.bench.resources import parse_resources
+
+    try:
+        return parse_resources(raw, source)
+    except ValueError as err:
+        raise GridError(str(err)) from None
 
 
 def expand(spec: GridSpec) -> list[Cell]:
