@@ -45,9 +45,13 @@ def bench_main(argv: list[str]) -> int:
         "--ray-address", default=None,
         help="with --launcher ray: auto or HOST:PORT of a running cluster (default: start a local Ray instance)",
     )  # fmt: skip
-    parser.add_argument("--retries", type=int, default=2, help="with --launcher ray: reruns of a cell whose worker died")
+    parser.add_argument(
+        "--retries", type=int, default=2, help="with --launcher ray: reruns of a cell whose worker died"
+    )
     parser.add_argument("--cpus-per-cell", type=float, default=None, help="with --launcher ray: CPUs per cell")
-    parser.add_argument("--gpus-per-cell", type=float, default=None, help="with --launcher ray: GPUs per cell (0.25: 4 share one)")
+    parser.add_argument(
+        "--gpus-per-cell", type=float, default=None, help="with --launcher ray: GPUs per cell (0.25: 4 share one)"
+    )
     parser.add_argument("--shard", default="0/1", help="run only slice i of n (i/n), e.g. for a SLURM job array")
     parser.add_argument("--retry-failed", action="store_true", help="run again the runs that failed")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")

@@ -97,7 +97,8 @@ def import_ray() -> Any:
 class CellWorker:
     """The Ray actor: a fork server on its node, one cell at a time, results returned (not written)."""
 
-    def __init__(self, scratch: str | None, preload: list[dict[str, Any]], wandb: bool) -> None:
+    def __init__(self, scratch: str | None, preload: list[dict[str, Any]], wandb: bool, keep: bool) -> None:
+        self.keep = keep
         root = Path(scratch or tempfile.gettempdir())
         root.mkdir(parents=True, exist_ok=True)
         self.scratch = Path(tempfile.mkdtemp(prefix="cnnbench-ray-", dir=root))
@@ -109,6 +110,14 @@ class CellWorker:
     def ready(self) -> dict[str, Any]:
         forking = self.server.wait_ready()
         return {"pid": os.getpid(), "node": socket.gethostname(), "forking": forking, "ready_s": self.server.ready_s}
+
+    def close(self) -> None:
+        """Stop the fork server; remove the scratch folder unless its checkpoints are kept."""
+        self.server.close()
+        if not self.keep:
+            import shutil
+
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def run(self, run: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         """Run one cell in this node's scratch folder; return what the driver writes."""
@@ -140,7 +149,7 @@ class _Job:
     cell: Cell
     previous: dict[str, Any] | None
     lock: Path
-    attempt: int = 0
+    tries: int = 0  #: times it was handed to an actor
     t_launch: float = 0.0
 
 
@@ -176,9 +185,7 @@ def run_on_ray(
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
-        import logging
-
-        ray.init(address=options.address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        _connect(ray, options.address)
     ctx = _Context(ray, spec, out, options, outcome, progress, wandb, keep_checkpoints, timeout)
     jobs: list[_Job] = []
     previous_handler = _raise_on_sigterm()
@@ -189,6 +196,10 @@ def run_on_ray(
                 jobs.append(_Job(cell, previous, lock))
         for devices in sorted({job.cell.devices for job in jobs}):  # single-device cells first
             _run_group(ctx, [j for j in jobs if j.cell.devices == devices], devices, workers)
+    except BaseException:
+        if _TERMINATED.is_set():  # Ray turns an exception raised inside its calls into SystemExit(1)
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
     finally:
         for job in jobs:
             job.lock.unlink(missing_ok=True)
@@ -198,12 +209,26 @@ def run_on_ray(
             ray.shutdown()
 
 
+_TERMINATED = threading.Event()
+
+
+def _connect(ray: Any, address: str | None) -> None:
+    """Join the cluster at ``address`` (or start a local instance); a failure is one line."""
+    import logging
+
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, RuntimeError) as err:
+        raise ValueError(f"--ray-address {address}: cannot join the Ray cluster: {_first_line(err)}") from None
+
+
 def _raise_on_sigterm() -> Any:
-    """SIGTERM ends the driver as Ctrl-C does: through ``finally``, which kills the actors."""
+    """SIGTERM ends the driver as Ctrl-C does: through ``finally``, which kills the actors (exit 143)."""
     if threading.current_thread() is not threading.main_thread():
         return None
 
     def stop(signum: int, frame: Any) -> None:
+        _TERMINATED.set()
         raise SystemExit(128 + signum)
 
     return signal.signal(signal.SIGTERM, stop)
@@ -257,14 +282,18 @@ class _Pool:
 
     def add(self) -> None:
         ctx = self.ctx
-        actor = self.factory.remote(ctx.options.scratch, [ctx.spec.data], ctx.wandb)
+        actor = self.factory.remote(ctx.options.scratch, [ctx.spec.data], ctx.wandb, ctx.keep_checkpoints)
         self.actors.append(actor)
         self.refs[actor.ready.remote()] = (actor, "ready", None)
 
     def submit(self, actor: Any, job: _Job, run: dict[str, Any]) -> None:
         self.refs[actor.run.remote(run, self.ctx.timeout)] = (actor, "run", job)
 
-    def retire(self, actor: Any) -> None:
+    def retire(self, actor: Any, graceful: bool = False) -> None:
+        """Kill the actor (its fork server and cells die with it); ``graceful``: let it clean up first."""
+        if graceful:
+            with contextlib.suppress(Exception):
+                self.ctx.ray.get(actor.close.remote(), timeout=30)
         with contextlib.suppress(Exception):
             self.ctx.ray.kill(actor, no_restart=True)
         if actor in self.actors:
@@ -293,13 +322,13 @@ def _run_group(ctx: _Context, jobs: list[_Job], devices: int, workers: int) -> N
         for _ in range(count):
             pool.add()
         while queue or any(kind == "run" for _, kind, _ in pool.refs.values()):
-            if not pool.refs:  # every actor is gone and none could replace it
+            if not pool.refs and not pool.idle:  # every actor is gone and none could replace it
                 for left in queue:
                     _write(ctx, left, _lost(left, f"no Ray worker left to run it ({failed_starts} failed starts)"))
                 break
             while queue and pool.idle:
                 nxt = queue.popleft()
-                nxt.t_launch = time.time()
+                nxt.t_launch, nxt.tries = time.time(), nxt.tries + 1
                 ctx.progress.started(nxt.cell.run_id)
                 pool.submit(pool.idle.pop(), nxt, _run_request(ctx, nxt.cell, threads, nxt.t_launch))
             done, _ = ctx.ray.wait(list(pool.refs), num_returns=1, timeout=1.0)
@@ -325,7 +354,7 @@ def _run_group(ctx: _Context, jobs: list[_Job], devices: int, workers: int) -> N
                     if queue:
                         pool.idle.append(actor)
                     else:
-                        pool.retire(actor)  # no more work for it: free its share of the cluster now
+                        pool.retire(actor, graceful=True)  # no more work for it: free its share now
                 if (
                     value is None
                     and queue
@@ -335,7 +364,7 @@ def _run_group(ctx: _Context, jobs: list[_Job], devices: int, workers: int) -> N
                     pool.add()  # a fresh actor replaces the dead one
             if not queue:
                 for actor in pool.idle:
-                    pool.retire(actor)
+                    pool.retire(actor, graceful=True)
                 pool.idle.clear()
     finally:
         pool.close()  # Ctrl-C / SIGTERM / an error: no actor (and so no cell) keeps training
@@ -355,15 +384,13 @@ def _first_line(err: BaseException) -> str:
 
 
 def _retry_or_fail(ctx: _Context, queue: collections.deque[_Job], job: _Job, err: BaseException) -> None:
-    job.attempt += 1
     reason = _first_line(err)
-    if job.attempt <= ctx.options.retries:
-        ctx.progress.note(f"{job.cell.run_id}: Ray worker died ({reason}); retry {job.attempt}/{ctx.options.retries}")
+    if job.tries <= ctx.options.retries:
+        ctx.progress.note(f"{job.cell.run_id}: Ray worker died ({reason}); retry {job.tries}/{ctx.options.retries}")
         ctx.progress.running.pop(job.cell.run_id, None)
         queue.appendleft(job)
         return
-    tries = job.attempt
-    _write(ctx, job, _lost(job, f"Ray worker died in each of {tries} attempt(s); last: {reason}"))
+    _write(ctx, job, _lost(job, f"Ray worker died in each of {job.tries} attempt(s); last: {reason}"))
 
 
 def _lost(job: _Job, error: str) -> dict[str, Any]:
@@ -381,12 +408,12 @@ def _write(ctx: _Context, job: _Job, payload: dict[str, Any]) -> None:
         path = (out / relative).resolve()
         if out.resolve() in path.parents:  # only into DIR, whatever a node sends
             write_text_atomic(path, text)
-    launch = {"launcher": "ray", "t_launch": job.t_launch, "t_exit": time.time(), "attempts": job.attempt + 1}
+    launch = {"launcher": "ray", "t_launch": job.t_launch or None, "t_exit": time.time(), "attempts": job.tries}
     launch.update({k: payload[k] for k in ("node", "node_out") if k in payload})
     result = complete_result(cell, payload["result"], payload["log"], payload["code"], launch)
     if "lost" in payload:
         result["error"] = payload["lost"]
-    result["attempts"] = job.attempt + 1
+    result["attempts"] = job.tries
     write_json_atomic(out / "results" / f"{cell.run_id}{RESULT_SUFFIX}", result)
     job.lock.unlink(missing_ok=True)
     ctx.outcome.statuses[cell.run_id] = str(result["status"])
