@@ -279,11 +279,13 @@ class _Pool:
         self.refs: dict[Any, tuple[Any, str, _Job | None]] = {}  # object ref → (actor, "ready"/"run", job)
         self.idle: list[Any] = []
         self.actors: list[Any] = []
+        self.created: dict[int, float] = {}  # id(actor) → monotonic time of its creation
 
     def add(self) -> None:
         ctx = self.ctx
         actor = self.factory.remote(ctx.options.scratch, [ctx.spec.data], ctx.wandb, ctx.keep_checkpoints)
         self.actors.append(actor)
+        self.created[id(actor)] = time.monotonic()
         self.refs[actor.ready.remote()] = (actor, "ready", None)
 
     def submit(self, actor: Any, job: _Job, run: dict[str, Any]) -> None:
@@ -351,6 +353,8 @@ def _run_group(ctx: _Context, jobs: list[_Job], devices: int, workers: int) -> N
                 else:
                     if kind == "run" and job is not None:
                         _write(ctx, job, value)
+                    elif ctx.outcome.server_ready_s is None:  # actor created → its fork server ready
+                        ctx.outcome.server_ready_s = time.monotonic() - pool.created[id(actor)]
                     if queue:
                         pool.idle.append(actor)
                     else:
