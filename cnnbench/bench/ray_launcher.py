@@ -75,7 +75,8 @@ class RayOptions:
         retries: Times a cell whose worker process died is run again before it is ``failed``.
         cpus_per_cell, gpus_per_cell: Override the grid's ``resources:`` block. Defaults:
             1 CPU; 1 GPU if the cluster has GPUs, else none.
-        scratch: Folder on every node under which cells write (default: the node's temp folder).
+        scratch: Folder on every node under which cells write (default: ``$CNNBENCH_RAY_SCRATCH``
+            as the node's worker sees it, else the node's temp folder).
     """
 
     address: str | None = None
@@ -99,7 +100,7 @@ class CellWorker:
 
     def __init__(self, scratch: str | None, preload: list[dict[str, Any]], wandb: bool, keep: bool) -> None:
         self.keep = keep
-        root = Path(scratch or tempfile.gettempdir())
+        root = Path(scratch or os.environ.get("CNNBENCH_RAY_SCRATCH") or tempfile.gettempdir())
         root.mkdir(parents=True, exist_ok=True)
         self.scratch = Path(tempfile.mkdtemp(prefix="cnnbench-ray-", dir=root))
         for sub in ("results", "logs"):

@@ -67,7 +67,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         "PYTHONPATH": os.pathsep.join([*map(str, paths), os.environ.get("PYTHONPATH", "")]),
         "CNNBENCH_HOLD_FILE": str(tmp / "hold"), "CNNBENCH_COUNT_FILE": str(tmp / "count"),
         "CNNBENCH_NETGUARD_LOG": str(tmp / "network.log"), "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled",
-        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_USAGE_STATS_ENABLED": "0", "CNNBENCH_RAY_SCRATCH": str(tmp / "scratch" / "default"),
     }  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
