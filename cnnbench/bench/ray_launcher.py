@@ -98,23 +98,28 @@ def import_ray() -> Any:
 class CellWorker:
     """The Ray actor: a fork server on its node, one cell at a time, results returned (not written)."""
 
-    def __init__(self, scratch: str | None, preload: list[dict[str, Any]], wandb: bool, keep: bool) -> None:
+    def __init__(self, scratch: str | None, preload: list[dict[str, Any]] | None, wandb: bool, keep: bool) -> None:
+        """``preload`` None: no fork server (an actor for DDP cells, which run as subprocesses)."""
         self.keep = keep
         root = Path(scratch or os.environ.get("CNNBENCH_RAY_SCRATCH") or tempfile.gettempdir())
         root.mkdir(parents=True, exist_ok=True)
         self.scratch = Path(tempfile.mkdtemp(prefix="cnnbench-ray-", dir=root))
         for sub in ("results", "logs"):
             (self.scratch / sub).mkdir()
-        self.server = ForkServer(self.scratch / "logs" / "forkserver.log", preload=preload, wandb=wandb)
-        self.server.start()  # imports in the background; ready() waits for it
+        self.server = None
+        if preload is not None:
+            self.server = ForkServer(self.scratch / "logs" / "forkserver.log", preload=preload, wandb=wandb)
+            self.server.start()  # imports in the background; ready() waits for it
 
     def ready(self) -> dict[str, Any]:
-        forking = self.server.wait_ready()
-        return {"pid": os.getpid(), "node": socket.gethostname(), "forking": forking, "ready_s": self.server.ready_s}
+        forking = self.server is not None and self.server.wait_ready()
+        ready_s = self.server.ready_s if self.server is not None else None
+        return {"pid": os.getpid(), "node": socket.gethostname(), "forking": forking, "ready_s": ready_s}
 
     def close(self) -> None:
         """Stop the fork server; remove the scratch folder unless its checkpoints are kept."""
-        self.server.close()
+        if self.server is not None:
+            self.server.close()
         if not self.keep:
             import shutil
 
@@ -129,7 +134,7 @@ class CellWorker:
         result_path, log_path = out / "results" / f"{run_id}{RESULT_SUFFIX}", out / "logs" / f"{run_id}.log"
         result_path.unlink(missing_ok=True)
         code: int | str
-        if run["cell"]["devices"] == 1 and self.server.wait_ready():
+        if self.server is not None and self.server.wait_ready():
             code = self.server.run(run_id, run, log_path, timeout=timeout, data=run["grid"]["data"])
         else:  # DDP, or a fork server that could not start: a fresh Python, as the other launchers do
             code = _run_subprocess(run, out, log_path, {}, run["threads"], timeout)
@@ -273,8 +278,8 @@ def _actor_count(ctx: _Context, demand: dict[str, float], cells: int, workers: i
 class _Pool:
     """The live actors of one group, each idle, starting, or running one job."""
 
-    def __init__(self, ctx: _Context, demand: dict[str, float]) -> None:
-        self.ctx, self.demand = ctx, demand
+    def __init__(self, ctx: _Context, demand: dict[str, float], fork: bool) -> None:
+        self.ctx, self.demand, self.fork = ctx, demand, fork
         remote = ctx.ray.remote(CellWorker)
         self.factory = remote.options(**demand, max_restarts=0, max_concurrency=1)
         self.refs: dict[Any, tuple[Any, str, _Job | None]] = {}  # object ref → (actor, "ready"/"run", job)
@@ -284,7 +289,8 @@ class _Pool:
 
     def add(self) -> None:
         ctx = self.ctx
-        actor = self.factory.remote(ctx.options.scratch, [ctx.spec.data], ctx.wandb, ctx.keep_checkpoints)
+        preload = [ctx.spec.data] if self.fork else None
+        actor = self.factory.remote(ctx.options.scratch, preload, ctx.wandb, ctx.keep_checkpoints)
         self.actors.append(actor)
         self.created[id(actor)] = time.monotonic()
         self.refs[actor.ready.remote()] = (actor, "ready", None)
@@ -319,7 +325,7 @@ def _run_group(ctx: _Context, jobs: list[_Job], devices: int, workers: int) -> N
         f"{demand['num_cpus']:g} CPU / {demand['num_gpus']:g} GPU, {threads} CPU threads"
     )
     queue = collections.deque(jobs)
-    pool = _Pool(ctx, demand)
+    pool = _Pool(ctx, demand, fork=devices == 1)
     failed_starts = 0
     try:
         for _ in range(count):

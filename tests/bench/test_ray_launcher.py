@@ -309,3 +309,24 @@ def test_resources_pack_fractional_gpus_and_give_a_ddp_cell_whole_gpus_on_one_no
     with pytest.raises(GridError, match="resources.cpus_per_cell: a number > 0"):
         GridSpec.from_dict(grid(tmp_path, resources={"cpus_per_cell": 0}))
     assert "resources" not in GridSpec.from_dict(grid(tmp_path)).to_dict()  # older grids keep their grid.json
+
+
+def test_a_ddp_cell_holds_its_devices_on_one_actor_and_runs_as_one_cell(
+    cluster: dict[str, Any], tmp_path: Path
+) -> None:
+    trainer = {
+        "max_steps": 3,
+        "limit_val_batches": 1,
+        "num_sanity_val_steps": 0,
+        "accelerator": "cpu",
+        "strategy": "ddp",
+    }
+    spec = GridSpec.from_dict(grid(cluster["data"], pool=["max"], devices=[2], trainer=trainer))
+    log = io.StringIO()
+    options = ray_options(cluster, "ddp", cpus_per_cell=1)  # 1 CPU per rank: the cell takes both of the cluster's
+    run_grid(spec, tmp_path / "out", wandb=False, launcher="ray", ray=options, log=log)
+    (result,) = load_results(tmp_path / "out")
+    assert result["status"] == "ok" and result["devices"] == 2, result.get("log_tail")
+    assert "1 cells with 2 device(s) on Ray, 1 at once, each 2 CPU / 0 GPU" in log.getvalue()
+    assert (tmp_path / "out" / "runs" / result["run_id"] / "version_0" / "metrics.csv").exists()
+    assert not forkservers()
