@@ -116,7 +116,7 @@ def count_lines(cluster: dict[str, Any], prefix: str) -> int:
 def ray_options(cluster: dict[str, Any], name: str, **changes: Any) -> Any:
     from cnnbench.bench.ray_launcher import RayOptions
 
-    return RayOptions(scratch=str(cluster["tmp"] / "scratch" / name), cpus_per_cell=2, **changes)
+    return RayOptions(**{"scratch": str(cluster["tmp"] / "scratch" / name), "cpus_per_cell": 2, **changes})
 
 
 def test_ray_gives_the_fork_launchers_results_and_writes_them_all_into_dir(
