@@ -189,6 +189,8 @@ def run_on_ray(
     from cnnbench.bench.runner import claim
 
     ray = import_ray()
+    if not todo:
+        return  # everything is finished: no need to reach the cluster
     started_here = not ray.is_initialized()
     if started_here:
         _connect(ray, options.address)
