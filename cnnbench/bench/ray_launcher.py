@@ -288,6 +288,7 @@ class _Pool:
         self.idle: list[Any] = []
         self.actors: list[Any] = []
         self.created: dict[int, float] = {}  # id(actor) → monotonic time of its creation
+        self.failed_starts = 0  # actors that died before they were ready
 
     def add(self) -> None:
         ctx = self.ctx
@@ -328,14 +329,13 @@ def _run_group(ctx: _Context, jobs: list[_Job], devices: int, workers: int) -> N
     )
     queue = collections.deque(jobs)
     pool = _Pool(ctx, demand, fork=devices == 1)
-    failed_starts = 0
     try:
         for _ in range(count):
             pool.add()
         while queue or any(kind == "run" for _, kind, _ in pool.refs.values()):
             if not pool.refs and not pool.idle:  # every actor is gone and none could replace it
                 for left in queue:
-                    _write(ctx, left, _lost(left, f"no Ray worker left to run it ({failed_starts} failed starts)"))
+                    _write(ctx, left, _lost(left, f"no Ray worker left to run it ({pool.failed_starts} failed starts)"))
                 break
             while queue and pool.idle:
                 nxt = queue.popleft()
@@ -344,36 +344,8 @@ def _run_group(ctx: _Context, jobs: list[_Job], devices: int, workers: int) -> N
                 pool.submit(pool.idle.pop(), nxt, _run_request(ctx, nxt.cell, threads, nxt.t_launch))
             done, _ = ctx.ray.wait(list(pool.refs), num_returns=1, timeout=1.0)
             for ref in done:
-                actor, kind, job = pool.refs.pop(ref)
-                try:
-                    value = ctx.ray.get(ref)
-                except ctx.ray.exceptions.RayTaskError as err:  # our own code raised in the actor: a bug, no retry
-                    pool.retire(actor)
-                    failed_starts += kind == "ready"
-                    if job is not None:
-                        _write(ctx, job, _lost(job, f"Ray task failed: {_first_line(err)}"))
-                    value = None
-                except ctx.ray.exceptions.RayError as err:  # the actor's process died
-                    pool.retire(actor)
-                    failed_starts += kind == "ready"
-                    if job is not None:
-                        _retry_or_fail(ctx, queue, job, err)
-                    value = None
-                else:
-                    if kind == "run" and job is not None:
-                        _write(ctx, job, value)
-                    elif ctx.outcome.server_ready_s is None:  # actor created → its fork server ready
-                        ctx.outcome.server_ready_s = time.monotonic() - pool.created[id(actor)]
-                    if queue:
-                        pool.idle.append(actor)
-                    else:
-                        pool.retire(actor, graceful=True)  # no more work for it: free its share now
-                if (
-                    value is None
-                    and queue
-                    and len(pool.actors) < count
-                    and failed_starts <= ctx.options.retries + count
-                ):
+                lost = _settle(ctx, pool, queue, ref)
+                if lost and queue and len(pool.actors) < count and pool.failed_starts <= ctx.options.retries + count:
                     pool.add()  # a fresh actor replaces the dead one
             if not queue:
                 for actor in pool.idle:
@@ -381,6 +353,34 @@ def _run_group(ctx: _Context, jobs: list[_Job], devices: int, workers: int) -> N
                 pool.idle.clear()
     finally:
         pool.close()  # Ctrl-C / SIGTERM / an error: no actor (and so no cell) keeps training
+
+
+def _settle(ctx: _Context, pool: _Pool, queue: collections.deque[_Job], ref: Any) -> bool:
+    """Take one finished call (an actor ready, or a cell's payload); True if its actor is lost."""
+    actor, kind, job = pool.refs.pop(ref)
+    try:
+        value = ctx.ray.get(ref)
+    except ctx.ray.exceptions.RayTaskError as err:  # our own code raised in the actor: a bug, no retry
+        pool.retire(actor)
+        pool.failed_starts += kind == "ready"
+        if job is not None:
+            _write(ctx, job, _lost(job, f"Ray task failed: {_first_line(err)}"))
+        return True
+    except ctx.ray.exceptions.RayError as err:  # the actor's process died (killed, OOM, node lost)
+        pool.retire(actor)
+        pool.failed_starts += kind == "ready"
+        if job is not None:
+            _retry_or_fail(ctx, queue, job, err)
+        return True
+    if kind == "run" and job is not None:
+        _write(ctx, job, value)
+    elif ctx.outcome.server_ready_s is None:  # actor created → its fork server ready
+        ctx.outcome.server_ready_s = time.monotonic() - pool.created[id(actor)]
+    if queue:
+        pool.idle.append(actor)
+    else:
+        pool.retire(actor, graceful=True)  # no more work for it: free its share of the cluster now
+    return False
 
 
 def _run_request(ctx: _Context, cell: Cell, threads: int, t_launch: float) -> dict[str, Any]:
