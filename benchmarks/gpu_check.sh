@@ -18,7 +18,7 @@ step() { echo "== $1 ($(date +%T))" | tee -a "$OUT/summary.txt"; }
 
 if [ "${1:-}" = cifar ]; then  # ≤ 10 minutes is the goal for the 60-run grid (alexnet_cifar, bf16-mixed)
   step "cifar10 grid"
-  /usr/bin/time -f "%e s wall" timeout 560 python3 -m cnnbench bench benchmarks/grids/cifar10-gpu.yaml \
+  /usr/bin/time -f "%e s wall" timeout 560 python3 -m cnnbench bench cifar10-gpu \
     --out /tmp/cifar-grid --no-wandb --workers 4 > "$OUT/cifar_grid.txt" 2>&1
   python3 -m cnnbench report /tmp/cifar-grid >> "$OUT/cifar_grid.txt" 2>&1
   tar czf "$OUT/cifar_grid.tgz" -C /tmp/cifar-grid . 2>/dev/null; exit 0
@@ -49,7 +49,7 @@ timeout 120 python3 benchmarks/bench_grid.py --data-root "$DATA" --accelerator "
   > "$OUT/bench_grid.txt" 2>&1; tail -15 "$OUT/bench_grid.txt" >> "$OUT/summary.txt"
 
 step "12-cell grid (goal ≤ 30 s wall)"
-grid=benchmarks/grids/lenet5-gpu-12.yaml
+grid=cnnbench/grids/lenet5-gpu-12.yaml  # shipped: `cnnbench bench lenet5-gpu-12`
 [ -n "$dry" ] && { sed 's/max_epochs: 3, accelerator: gpu/max_steps: 3, accelerator: cpu/' $grid > /tmp/grid12.yaml; grid=/tmp/grid12.yaml; }
 CNNBENCH_DATA_DIR=$DATA /usr/bin/time -f "%e s wall" timeout 120 python3 -m cnnbench bench $grid --out /tmp/grid12 \
   --no-wandb --workers 3 > "$OUT/grid12.txt" 2>&1

@@ -27,7 +27,7 @@ USAGE = """usage: cnnbench {fit,validate,test,predict,models,summary,bench,repor
   predict    classify image files     cnnbench predict --ckpt_path CKPT image.png folder/
   models     list registered models
   summary    per-layer table          cnnbench summary --model alexnet_cifar --model.padding valid
-  bench      run an ablation grid     cnnbench bench benchmarks/grids/smoke.yaml --out results/
+  bench      run an ablation grid     cnnbench bench smoke --out results/   (--list: shipped grids)
   report     summarise a grid's runs  cnnbench report results/
 
 Run `cnnbench SUBCOMMAND --help` for the options of each (`cnnbench fit --model lenet5 --help`

@@ -137,13 +137,18 @@ def _compute_rows() -> list[list[str]]:
     rows = []
     for name in MODELS.names():
         entry = MODELS.get(name)
-        with torch.device("meta"):  # shapes and counts only: no memory for AlexNet's 61 M weights
-            model = create_model(name)
+        doc = (entry.__doc__ or "").strip().splitlines()
+        try:  # a plugin that cannot be built gets its reason on its own row, never hides the others
+            with torch.device("meta"):  # shapes and counts only: no memory for AlexNet's 61 M weights
+                model = create_model(name)
+        except Exception as err:
+            rows.append([name, "?", "?", str(getattr(entry, "default_data", "")), f"cannot be built: {err}"])
+            continue
         params = sum(p.numel() for p in model.parameters())
         shape = "×".join(map(str, getattr(model, "input_shape", ()))) or "?"
-        doc = (entry.__doc__ or "").strip().splitlines()
         rows.append([name, f"{params:,}", shape, str(getattr(entry, "default_data", "")), doc[0] if doc else ""])
-    return rows
+    rows += [[name, "?", "?", "", f"broken plugin: {why}"] for name, why in sorted(MODELS.broken().items())]
+    return sorted(rows)
 
 
 def models_table(pattern: str = "*") -> str:

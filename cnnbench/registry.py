@@ -2,7 +2,9 @@
 
 Modelled on timm's ``_registry.py``: entries are registered with a decorator, looked up
 by lowercase name, listed with fnmatch wildcards, and third-party packages can add
-entries through a Python entry-point group without being imported by hand.
+entries through a Python entry-point group without being imported by hand. A plugin
+whose import fails is kept as *broken* with its error (``broken()``): it never hides the
+other entries, and asking for it by name says why in one line.
 
 Example:
     >>> from cnnbench.registry import Registry
@@ -32,12 +34,24 @@ class Registry:
     Args:
         kind: What the entries are ("model", "data module"); used in error messages.
         entry_point_group: Entry-point group scanned once, lazily, for plugins.
+        adapt: Called as ``adapt(name, entry)`` on every registered entry; returns what is
+            stored (the model registry wraps plain ``nn.Module`` plugins). With it, a dotted
+            path (``mypkg.MyNet``) names an entry too: imported, adapted and registered on
+            first use, under the path as written.
     """
 
-    def __init__(self, kind: str, entry_point_group: str | None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        entry_point_group: str | None,
+        adapt: Callable[[str, Callable[..., Any]], Callable[..., Any]] | None = None,
+    ) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        self.adapt = adapt
         self._entries: dict[str, Callable[..., Any]] = {}
+        self._originals: dict[str, Callable[..., Any]] = {}  # as registered, before adapt
+        self._broken: dict[str, str] = {}
         self._plugins_loaded = entry_point_group is None
 
     @overload
@@ -64,9 +78,11 @@ class Registry:
 
     def _add(self, name: str, fn: F) -> F:
         key = name.lower()
-        if key in self._entries and self._entries[key] is not fn:
+        if key in self._entries and self._entries[key] is not fn and self._originals.get(key) is not fn:
             raise ValueError(f"{self.kind} {key!r} is already registered (by {self._entries[key]!r})")
-        self._entries[key] = fn
+        if key not in self._entries:
+            self._originals[key] = fn
+            self._entries[key] = self.adapt(key, fn) if self.adapt is not None else fn
         return fn
 
     def _load_plugins(self) -> None:
@@ -74,25 +90,61 @@ class Registry:
             return
         self._plugins_loaded = True
         for ep in entry_points(group=self.entry_point_group or ""):
-            obj = ep.load()  # importing the plugin module runs its @register decorators
-            if callable(obj) and ep.name.lower() not in self._entries:
+            try:
+                obj = ep.load()  # importing the plugin module runs its @register decorators
+            except Exception as err:  # one broken plugin must not hide the others
+                first = (str(err).strip().splitlines() or [""])[0][:200]
+                self._broken[ep.name.lower()] = f"{ep.value} failed to import ({type(err).__name__}: {first})"
+                continue
+            if not callable(obj):
+                self._broken[ep.name.lower()] = f"{ep.value} is a {type(obj).__name__}, not a class or function"
+            elif ep.name.lower() not in self._entries:
                 self._add(ep.name, obj)
+
+    def broken(self) -> dict[str, str]:
+        """Plugins that could not be loaded: name → the reason, in one line."""
+        self._load_plugins()
+        return dict(self._broken)
+
+    def _key(self, name: str) -> str | None:
+        """The stored key for ``name``: registered, or a dotted path imported now (with ``adapt``)."""
+        self._load_plugins()
+        if name in self._entries:
+            return name
+        if name.lower() in self._entries:
+            return name.lower()
+        if self.adapt is not None and "." in name and name.lower() not in self._broken:
+            import importlib
+
+            module, _, attr = name.rpartition(".")
+            try:
+                obj = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError, ValueError, TypeError):
+                return None
+            adapted = self.adapt(name, obj) if callable(obj) else obj
+            if adapted is not obj:  # only what adapt wraps is kept by path; the rest resolves as it is
+                self._originals[name], self._entries[name] = obj, adapted
+                return name
+        return None
 
     def get(self, name: str) -> Callable[..., Any]:
         """Return the class or builder registered as ``name``.
 
         Raises:
-            ValueError: For an unknown name, listing the closest registered names.
+            ValueError: For an unknown name, listing the closest registered names, or a
+                plugin that failed to import, with its error.
         """
-        self._load_plugins()
-        key = name.lower()
-        if key not in self._entries:
+        key = self._key(name)
+        if key is None:
             raise ValueError(self.unknown_message(name))
         return self._entries[key]
 
     def unknown_message(self, name: str) -> str:
-        """The error text for an unknown name: close matches, then the full list."""
+        """The error text for an unknown name: close matches, then the full list (or, for an
+        installed plugin that failed to import, why)."""
         self._load_plugins()
+        if name.lower() in self._broken:
+            return f"{self.kind} {name.lower()!r} is installed but broken: {self._broken[name.lower()]}"
         names = sorted(self._entries)
         close = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.6)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
@@ -136,8 +188,7 @@ class Registry:
         return None
 
     def __contains__(self, name: object) -> bool:
-        self._load_plugins()
-        return isinstance(name, str) and name.lower() in self._entries
+        return isinstance(name, str) and self._key(name) is not None
 
 
 def accepted_kwargs(fn: Callable[..., Any]) -> set[str] | None:

@@ -67,11 +67,22 @@ def build(run: dict[str, Any]) -> tuple[Any, Any]:
         data["augment"] = cell["augment"]
     dm = create_data(data.pop("name"), seed=cell["seed"], **data)
     _, h, w = dm.image_shape
+    knobs = {"pool": cell["pool"], "padding": cell["padding"], "padding_mode": cell["padding_mode"]}
+    if knobs["padding_mode"] == "zeros" and _lacks(cell["model"], "padding_mode"):
+        del knobs["padding_mode"]  # a plugin without the argument pads with zeros, as torch's convolutions do
     model = create_model(
-        cell["model"], **cell["model_args"], pool=cell["pool"], padding=cell["padding"], padding_mode=cell["padding_mode"],
+        cell["model"], **cell["model_args"], **knobs,
         num_classes=dm.num_classes, in_channels=dm.image_shape[0], input_size=h if h == w else (h, w),
     )  # fmt: skip
     return dm, model
+
+
+def _lacks(model: str, argument: str) -> bool:
+    from cnnbench.bench.grid import accepted_arguments
+    from cnnbench.models import MODELS
+
+    accepted = accepted_arguments(MODELS.get(model))
+    return accepted is not None and argument not in accepted
 
 
 def set_threads(threads: int | None) -> int:
@@ -99,6 +110,7 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
     from cnnbench.bench.timing import Timeline
     from cnnbench.models import summarize
     from cnnbench.models.base import DivergedError
+    from cnnbench.models.layers import total_stride
     from cnnbench.training import Throughput, WandbSettings, trainer_extras
 
     cell, grid, out = run["cell"], run["grid"], Path(run["out"])
@@ -142,12 +154,14 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
     for logger in trainer.loggers:
         if hasattr(logger, "keep_open"):
             logger.keep_open = True  # one W&B run for the fit, the test and the summary; finished below
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         trainer.fit(model, dm)
     except DivergedError as err:
         result.update(status="diverged", error=str(err))
     result["train_time_s"] = time.perf_counter() - started
+    # CPU seconds of this process: what a cell costs on an idle core, whatever else shares the machine
+    result["train_cpu_s"], cpu_started = time.process_time() - cpu_started, time.process_time()
     result.update(t_first_step=timeline.t_first_step, t_train_end=time.time(), val_time_s=timeline.val_time_s)
     result["epochs"] = trainer.current_epoch
     throughput = next(c for c in trainer.callbacks if isinstance(c, Throughput))  # type: ignore[attr-defined]
@@ -165,12 +179,18 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
             images, labels = dm.splits["test"]
             limit = grid["robustness"].get("max_images")
             rob = grid["robustness"]
+            strata = getattr(dm, "strata", {}).get("test")  # placement strata (mnist_border)
+            module = trainer.lightning_module
             result["robustness"] = evaluate_robustness(
-                trainer.lightning_module, images[:limit], labels[:limit], dm.normalize,
+                module, images[:limit], labels[:limit], dm.normalize,
                 shifts=rob["shifts"], fills=rob.get("fills") or [rob.get("fill", "zero")], copies=rob.get("copies", 4),
                 seed=rob.get("seed", 0), edge=rob.get("edge", True), batch_size=rob.get("batch_size") or 4096,
+                strata=None if strata is None else strata[:limit], stride=total_stride(module),
             )  # fmt: skip
+            # scalar metrics for results.csv columns (border penalty, consistency below/from the stride, ...)
+            result["metrics"] = result["robustness"].pop("columns")
         result["robustness_time_s"] = time.perf_counter() - started
+        result["eval_cpu_s"] = time.process_time() - cpu_started
     result["t_eval_end"] = time.time()
     if torch.cuda.is_available() and cell["devices"] and trainer.strategy.root_device.type == "cuda":
         result["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from cnnbench.bench.grid import GridSpec, expand, parse_shard
+from cnnbench.bench.grid import GridSpec, expand, find_grid, grid_listing, parse_shard
 
 
 def sweep_config(spec: GridSpec, grid_path: str, out: str) -> dict[str, Any]:
@@ -28,7 +28,10 @@ def sweep_config(spec: GridSpec, grid_path: str, out: str) -> dict[str, Any]:
 
 def bench_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="cnnbench bench", description="Run a pooling × padding ablation grid.")
-    parser.add_argument("grid", help="grid YAML file")
+    parser.add_argument(
+        "grid", nargs="?", help="a shipped grid's name (smoke, mnist, ...: see --list) or a grid YAML file"
+    )
+    parser.add_argument("--list", action="store_true", help="list the grids shipped with cnnbench and exit")
     parser.add_argument("--out", required=False, help="output folder (default: results/<grid name>)")
     parser.add_argument(
         "--workers", type=int, default=None,
@@ -63,8 +66,13 @@ def bench_main(argv: list[str]) -> int:
     for axis in ("model", "pool", "padding", "padding_mode", "precision", "devices", "augment", "seed"):
         parser.add_argument(f"--{axis}", default=None, help=f"run only cells with this {axis} (W&B sweep agents)")
     args = parser.parse_args(argv)
+    if args.list:
+        print(grid_listing())
+        return 0
+    if args.grid is None:
+        parser.error("give a grid: a shipped grid's name (cnnbench bench --list) or a YAML file")
 
-    spec = GridSpec.load(args.grid)
+    spec = GridSpec.load(find_grid(args.grid))
     out = Path(args.out or Path("results") / spec.name)
     index, count = parse_shard(args.shard)
     if args.emit_wandb_sweep:
@@ -105,6 +113,9 @@ def bench_main(argv: list[str]) -> int:
         f"{spec.name}: {len(outcome.ran)} ran, {len(outcome.skipped)} already done; "
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     )
+    questions = Path(spec.source).with_suffix(".questions.yaml")  # <grid>.questions.yaml travels with the results
+    if questions.is_file():
+        (out / "questions.yaml").write_text(questions.read_text())
     if not args.no_report:
         paths = write_report(out, spec.name)
         print(f"report: {paths['report']}")
@@ -141,12 +152,32 @@ def report_main(argv: list[str]) -> int:
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument(
         "--resolution", type=float, default=0.5,
-        help="accuracy points within which a difference reads 'within ±resolution' instead of 'not resolved'",
+        help="points within which an exploratory comparison reads 'within ±resolution' (questions set their own δ)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--questions", default=None,
+        help="questions YAML (claims, contrasts, δ) to answer first in REPORT.md (default: OUT/questions.yaml if present)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--format",
+        choices=("png", "pdf", "svg"),
+        default="png",
+        help="figure file format (the previous report's figures, any format, are replaced)",
+    )
+    parser.add_argument(
+        "--chance-margin", type=float, default=10.0,
+        help="accuracy points above chance within which a cell is flagged and left out of consistency comparisons",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    from cnnbench.bench.questions import QuestionError
     from cnnbench.bench.report import write_report
 
-    paths = write_report(args.out, plots=not args.no_plots, resolution=args.resolution / 100)
+    try:
+        paths = write_report(args.out, plots=not args.no_plots, resolution=args.resolution / 100,
+                             questions=args.questions, fmt=args.format, chance_margin=args.chance_margin / 100)  # fmt: skip
+    except (QuestionError, ValueError) as err:
+        print(f"cnnbench report: {err}", file=sys.stderr)
+        return 2
     for kind, path in paths.items():
         print(f"{kind:>10}: {path}")
     return 0

@@ -1,5 +1,9 @@
 """Ablation grids: a validated YAML spec, expanded into cells, split into shards.
 
+The grids cnnbench ships (``cnnbench/grids/*.yaml``) are installed with the package and
+named by their file stem: ``cnnbench bench smoke``; :func:`find_grid` resolves a name or
+a path, :func:`shipped_grids` lists them.
+
 Example:
     >>> spec = GridSpec.from_dict({"name": "demo", "data": {"name": "mnist"}, "models": ["lenet5"],
     ...                            "pool": ["max", "avg"], "padding": ["valid"], "seeds": [0, 1]})
@@ -44,8 +48,11 @@ TOP_KEYS = (
     "seeds",
     "trainer",
     "robustness",
+    "exclude",
     "resources",
 )
+#: the coordinates an ``exclude:`` entry may name (``model`` is a model's label: its name when it has no args)
+EXCLUDE_KEYS = ("model", "pool", "padding", "padding_mode", "precision", "devices", "augment", "seed")
 ROBUSTNESS_KEYS = ("shifts", "fills", "fill", "copies", "seed", "edge", "max_images", "batch_size")
 ROBUSTNESS_DEFAULTS: dict[str, Any] = {"shifts": [1, 2, 3, 4], "fills": ["zero", "circular"], "copies": 4, "seed": 0}
 DEFAULT_AUGMENT = "standard"
@@ -55,6 +62,61 @@ DATA_LINKED = {"seed": "the seeds axis", "augment": "the top-level augment axis"
 
 class GridError(ValueError):
     """A grid file that cannot be run, with the file and key named."""
+
+
+def shipped_grids() -> dict[str, Path]:
+    """The grids installed with cnnbench: file stem → path (a grid's ``<name>.questions.yaml`` is not a grid).
+
+    Example:
+        >>> {"smoke", "mnist"} <= set(shipped_grids())
+        True
+    """
+    from importlib.resources import files
+
+    folder = Path(str(files("cnnbench") / "grids"))
+    grids = (p for p in folder.glob("*.yaml") if not p.name.endswith(".questions.yaml"))
+    return {p.stem: p for p in sorted(grids, key=lambda p: p.stem)}
+
+
+def find_grid(name_or_path: str | Path) -> Path:
+    """A grid file: an existing path as given, else the shipped grid of that name.
+
+    Raises:
+        GridError: Neither a file nor a shipped grid, naming the shipped ones and the closest.
+
+    Example:
+        >>> find_grid("smoke").name
+        'smoke.yaml'
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_grids()
+    stem = path.name.removesuffix(".yaml").removesuffix(".yml")
+    if stem in shipped and (path.parent == Path(".") or path.parent.as_posix().endswith("grids")):
+        return shipped[stem]  # a name, or a path into the old benchmarks/grids/ of a clone
+    close = difflib.get_close_matches(stem, sorted(shipped), n=2, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise GridError(
+        f"{name_or_path}: no such grid file, and not a shipped grid{hint} (shipped: {', '.join(shipped)}; "
+        "cnnbench bench --list describes them)"
+    )
+
+
+def grid_listing() -> str:
+    """``cnnbench bench --list``: each shipped grid's name, run count and description (YAML only, fast)."""
+    rows = [("name", "runs", "description")]
+    for stem, path in shipped_grids().items():
+        raw = yaml.safe_load(path.read_text()) or {}
+        runs = 1
+        for key in ("models", "pool", "padding", "padding_mode", "precision", "devices", "augment", "seeds"):
+            value = raw.get(key, [None])
+            runs *= len(value) if isinstance(value, list) else 1
+        if raw.get("exclude"):  # exclusions need the validated cells (model labels)
+            runs = len(expand(GridSpec.load(path)))
+        rows.append((stem, str(runs), str(raw.get("description", raw.get("name", "")))))
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    return "\n".join(f"{r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}  {r[2]}" for r in rows)
 
 
 def accepted_arguments(target: Any) -> set[str] | None:
@@ -164,6 +226,7 @@ class GridSpec:
     #: per-cell cluster resources (``--launcher ray``): see :mod:`cnnbench.bench.resources`
     resources: dict[str, float] = field(default_factory=dict)
     source: str = "<dict>"
+    exclude: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path) -> GridSpec:
@@ -247,8 +310,15 @@ class GridSpec:
                 if isinstance(entry, dict)
                 else None
             )
-            if item is None or item.name not in MODELS:
-                raise fail("models", MODELS.unknown_message(str(getattr(item, "name", entry))))
+            if item is None:
+                raise fail("models", MODELS.unknown_message(str(entry)))
+            try:
+                model_cls = MODELS.get(item.name)  # unknown, or a plugin that failed to import: one line
+            except ValueError as err:
+                raise fail("models", str(err)) from None
+            problem = getattr(model_cls, "plugin_problem", None)
+            if problem:
+                raise fail(f"models.{item.name}", str(problem))
             linked = sorted(
                 set(item.args) & {"num_classes", "in_channels", "input_size", "pool", "padding", "padding_mode"}
             )
@@ -256,7 +326,17 @@ class GridSpec:
                 raise fail(
                     f"models.{item.name}.args.{linked[0]}", "set by the data module or a grid axis, not per model"
                 )
-            model_args = accepted_arguments(MODELS.get(item.name))
+            model_args = accepted_arguments(model_cls)
+            needed = ["pool", "padding"] + (
+                ["padding_mode"] if raw.get("padding_mode", ["zeros"]) not in ("zeros", ["zeros"]) else []
+            )
+            lacking = [k for k in needed if model_args is not None and k not in model_args]
+            if lacking:
+                raise fail(
+                    f"models.{item.name}",
+                    f"model {item.name!r} has no argument {lacking[0]!r}, which the grid's {lacking[0]} axis sets "
+                    "(a grid model takes pool and padding; see README, Plugins)",
+                )
             for key in item.args:
                 if model_args is not None and key not in model_args:
                     raise fail(
@@ -304,13 +384,14 @@ class GridSpec:
                 raise fail(f"robustness.{key}", f"an integer >= {low}, got {value!r}")
         if not isinstance(raw["name"], str) or not raw["name"] or "/" in raw["name"]:
             raise fail("name", "a non-empty name without '/'")
+        exclude = _exclusions(raw.get("exclude") or [], fail)
         return cls(
             name=raw["name"], data=dict(data), models=models,
             pool=axis("pool", [], POOL_KINDS), padding=axis("padding", [], (*PADDINGS, "default")),
             padding_mode=axis("padding_mode", ["zeros"], PADDING_MODES), precision=axis("precision", ["32-true"], PRECISIONS),
             devices=axis("devices", [1], kind=int), seeds=axis("seeds", [0], kind=int), trainer=dict(trainer),
             robustness=robustness, augment=augment, description=str(raw.get("description", "")), source=source,
-            resources=_resources(raw.get("resources"), source),
+            exclude=exclude, resources=_resources(raw.get("resources"), source),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -331,9 +412,30 @@ def _resources(raw: Any, source: str) -> dict[str, float]:
         raise GridError(str(err)) from None
 
 
+def _exclusions(entries: Any, fail: Any) -> list[dict[str, Any]]:
+    """Check ``exclude:``: a list of partial coordinates; a cell matching every key of one entry is dropped."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and e for e in entries):
+        raise fail("exclude", "a list of mappings of coordinates, e.g. [{padding: valid, padding_mode: background}]")
+    for entry in entries:
+        for key in entry:
+            if key not in EXCLUDE_KEYS:
+                raise fail(f"exclude.{key}", f"not a coordinate; valid: {', '.join(EXCLUDE_KEYS)}")
+    return [dict(e) for e in entries]
+
+
+def _excluded(cell: Cell, exclude: list[dict[str, Any]]) -> bool:
+    def matches(key: str, value: Any) -> bool:
+        if key == "model":
+            return bool(value == cell.model_label)
+        return bool(getattr(cell, key) == value)
+
+    return any(all(matches(k, v) for k, v in entry.items()) for entry in exclude)
+
+
 def expand(spec: GridSpec) -> list[Cell]:
-    """Every cell × seed of the grid, in a fixed order (models, pools, paddings, ..., augment, seeds)."""
-    return [
+    """Every cell × seed of the grid, in a fixed order (models, pools, paddings, ..., augment, seeds),
+    less the cells that an ``exclude:`` entry matches."""
+    cells = [
         Cell(m.name, m.args, m.label, pool, pad, mode, prec, dev, seed, aug)
         for m, pool, pad, mode, prec, dev, aug, seed in itertools.product(
             spec.models,
@@ -346,6 +448,7 @@ def expand(spec: GridSpec) -> list[Cell]:
             spec.seeds,
         )
     ]
+    return [c for c in cells if not _excluded(c, spec.exclude)]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -1,26 +1,34 @@
-"""The report's figures, readable without the code: every figure says what n is and what
-its bars and bands mean, and no percentage axis goes past 100.
+"""The report's figures, sized for a page: 7 in wide at most, drawn for 300 dpi, fonts of 7–9 pt,
+in PNG, PDF or SVG. Every figure says what n is and what its bars and bands mean; no percentage
+axis goes past 100; with one seed it says "no interval (1 seed)".
 
-* ``forest_<axis>.png``: paired differences (A − reference, same seed) with 95% intervals;
-  a filled marker when the difference survives Holm's adjustment over the report's family.
-* ``shift_<metric>.png``: shift curves per padding (one panel each) with 95% bands.
-* ``throughput.png``: only when the grid compares precisions or device counts; one dot per run.
+* ``answer_<question id>``: each question's comparisons with their Holm-level intervals and ±δ.
+* ``forest_<axis>_<metric>``: exploratory paired differences against the axis's reference value.
+* ``shift_<series>``: shift curves, one panel per (other coordinates, padding), a line per pool.
+* ``throughput``: only when the grid compares precisions or device counts; one dot per run.
 
 Example:
     >>> from cnnbench.bench.report import write_report
-    >>> paths = write_report("results/smoke")  # doctest: +SKIP
+    >>> paths = write_report("results/smoke", fmt="pdf")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cnnbench.bench.report import ALPHA, AXES, METRICS, REFERENCE, Row, _ok, varying
+from cnnbench.bench import analysis as an
 from cnnbench.bench.stats import describe
 
+if TYPE_CHECKING:
+    from cnnbench.bench.questions import Answer
+    from cnnbench.bench.report import Analysis
+
+WIDTH = 7.0  # inches: a page's text width
+DPI = 300
 SHIFT_SERIES = (
     ("consistency_zero_k", "shift consistency, zero-fill (%)", None, "k: largest random offset (px, each axis)"),
     ("consistency_circular_k", "shift consistency, circular (%)", None, "k: largest random offset (px, each axis)"),
@@ -29,7 +37,7 @@ SHIFT_SERIES = (
     ("diag_consistency_", "LEGACY: class unchanged, original vs one (+s, +s) shift (%)", None, "s: diagonal shift (px)"),
     ("diag_shift_acc_", "LEGACY: accuracy under one (+s, +s) shift (%)", "test_acc", "s: diagonal shift (px); 0 = unshifted"),
 )  # fmt: skip
-LABELS = {m.key: m.label for m in METRICS}
+ONE_SEED = "No interval (1 seed): each point is a single run."
 
 
 def _short(n: Any) -> str:
@@ -43,173 +51,221 @@ def _n_text(ns: list[int]) -> str:
     return "–" if not ns else str(min(ns)) if min(ns) == max(ns) else f"{min(ns)}–{max(ns)}"
 
 
-def _footer(fig: Any, text: str, right: float = 1.0) -> None:
-    """What n is and what the marks mean, wrapped to the figure's width, below the axes."""
-    import textwrap
-
-    lines = textwrap.wrap(text, width=max(40, int(fig.get_figwidth() * 17)))
-    fig.text(0.01, 0.005, "\n".join(lines), fontsize=7, va="bottom")
-    bottom = (0.16 * len(lines) + 0.1) / fig.get_figheight()
-    fig.tight_layout(rect=(0, bottom, right, 0.97))
+def _footer(fig: Any, text: str, top: float = 0.0) -> None:
+    """What n is and what the marks mean, wrapped to the figure's width, below the axes (``top``: inches kept free)."""
+    lines = textwrap.wrap(text, width=int(fig.get_figwidth() * 18))
+    fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, va="bottom")
+    bottom = (0.12 * len(lines) + 0.08) / fig.get_figheight()
+    fig.tight_layout(rect=(0, bottom, 1.0, 1.0 - top / fig.get_figheight()))
 
 
-def forest(fam: list[Row], axis: str, out: Path, plt: Any) -> Path | None:
-    """Paired differences against the reference value of ``axis``, one panel per metric."""
-    by_context: dict[tuple[str, ...], list[Row]] = defaultdict(list)
+def _where(context: dict[str, str], keys: list[str] | None = None) -> str:
+    """A context as "padding same, augment none" (pools and models by their value alone)."""
+    keys = list(context) if keys is None else keys
+    return ", ".join(context[k] if k in ("pool", "model_label") else f"{k} {context[k]}" for k in keys)
+
+
+def _save(fig: Any, out: Path, stem: str, fmt: str, plt: Any) -> Path:
+    path = out / f"{stem}.{fmt}"
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _bar(ax: Any, y: int, mean: float, half: float, color: str | None) -> None:
+    """A mean with its interval: filled in ``color`` when resolved, hollow grey when not."""
+    err = None if math.isnan(half) else [[half], [half]]
+    ax.errorbar([mean], [y], xerr=err, fmt="o", color=color or "C7", capsize=2, markersize=4,
+                markerfacecolor=color or "white", lw=1.2)  # fmt: skip
+
+
+def answer_figure(ans: Answer, out: Path, fmt: str, plt: Any) -> Path | None:
+    """A question's comparisons: mean A − B and its Holm-level interval, the ±δ band, the verdict."""
+    shown = [o for o in ans.outcomes if o.comp is not None]
+    if not shown:
+        return None
+    q, s = ans.question, ans.scale
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.9 + 0.3 * len(shown)))
+    ax.axvspan(-q.delta, q.delta, color="C2", alpha=0.12, lw=0)
+    ax.axvline(0, color="k", lw=0.8)
+    one_pair = len({(_where(o.a), _where(o.b)) for o in shown}) == 1  # then A − B goes on the x axis
+    labels = []
+    for y, o in enumerate(shown):
+        assert o.comp is not None
+        color = {"a>b": "C0", "a<b": "C0", "equivalent": "C2"}.get(o.result)
+        _bar(ax, y, o.comp.diff.mean * s, o.half * s, color)
+        ctx = _where(o.context)
+        labels.append(ctx if one_pair and ctx else f"{_where(o.a)} − {_where(o.b)}" + (f" ({ctx})" if ctx else ""))
+    ax.set_yticks(range(len(shown)), labels, fontsize=8)
+    ax.set_ylim(len(shown) - 0.5, -0.5)
+    ax.tick_params(axis="x", labelsize=8)
+    unit = " (points)" if s == 100 else ""
+    pair = f"{_where(shown[0].a)} − {_where(shown[0].b)}" if one_pair else "A − B"
+    ax.set_xlabel(f"{q.metric}: {pair}{unit}", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    title = textwrap.wrap(f"{q.claim}: {ans.verdict}", int(WIDTH * 13))
+    fig.text(0.01, 0.99, "\n".join(title), fontsize=9, va="top", weight="bold")
+    ns = [o.comp.diff.n for o in shown if o.comp is not None]
+    one = max(ns) < 2
+    missing = len(ans.outcomes) - len(shown)
+    _footer(fig, (ONE_SEED + " " if one else "") + (f"Not shown (no data): {missing} of {len(ans.outcomes)} "
+            "comparisons. " if missing else "") + f"Each row: mean over n = {_n_text(ns)} seeds of A − B on the same "
+            f"seed. Bar: t-interval at its Holm level within this question (m = {ans.m}). Filled blue: resolved in a "
+            f"direction; filled green: practically equivalent (inside ±δ = {q.delta:g}, the green band); hollow: not "
+            f"resolved. Conditions: {q.conditions}.", top=0.2 * len(title) + 0.05)  # fmt: skip
+    return _save(fig, out, f"answer_{q.id}", fmt, plt)
+
+
+def forest(fam: list[an.Row], axis: str, metric: str, label: str, out: Path, fmt: str, plt: Any) -> Path | None:
+    """Exploratory paired differences against the reference value of ``axis`` for one metric."""
+    by_context: dict[tuple[str, ...], list[an.Row]] = defaultdict(list)
     for c in fam:
-        if c.axis == axis:
-            by_context[(c.metric, *c.context.values())].append(c)
-    # the reference of a context is the B of its first comparison (report.comparisons puts it first)
+        if c.axis == axis and c.metric == metric:
+            by_context[tuple(c.context.values())].append(c)
+    # the reference of a context is the B of its first comparison (analysis.comparisons puts it first)
     rows = [c for group in by_context.values() for c in group if c.comp.b == group[0].comp.b]
-    metrics = list(dict.fromkeys(c.metric for c in rows))
     if not rows:
         return None
-    per_metric = {m: [c for c in rows if c.metric == m] for m in metrics}
-    height = max(len(v) for v in per_metric.values())
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics) + 2.5, 2.2 + 0.26 * height), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        mine = per_metric[metric]
-        for y, c in enumerate(mine):
-            d = c.comp.diff
-            mean = d.mean * 100
-            err = [[0.0], [0.0]] if math.isnan(d.ci95) else [[d.ci95 * 100], [d.ci95 * 100]]
-            resolved = c.holm_p < ALPHA
-            ax.errorbar([mean], [y], xerr=err, fmt="o", color="C0" if resolved else "C7", capsize=2,
-                        markerfacecolor="C0" if resolved else "white", markersize=4)  # fmt: skip
-        vary = [k for k in mine[0].context if k == "model_label" or len({c.context[k] for c in mine}) > 1]
-        labels = []
-        for c in mine:
-            where = ", ".join(c.context[k] for k in vary)
-            size = (
-                ""
-                if c.size_a == c.size_b
-                else f"  [params {_short(c.size_a[0])} vs {_short(c.size_b[0])}]"
-                if c.size_a[0] != c.size_b[0]
-                else f"  [MACs {_short(c.size_a[1])} vs {_short(c.size_b[1])}]"
-            )
-            labels.append(f"{where}: {c.comp.a}{size}")
-        first = per_metric[metrics[0]]
-        same_rows = ax is not axes[0][0] and [(c.context, c.comp.a) for c in mine] == [
-            (c.context, c.comp.a) for c in first
-        ]
-        ax.set_yticks(range(len(mine)), [] if same_rows else labels, fontsize=7)
-        ax.invert_yaxis()
-        ax.axvline(0, color="k", lw=0.8)
-        ref = mine[0].comp.b
-        ax.set_xlabel(f"{LABELS.get(metric, metric)}: A − {ref} (points)", fontsize=8)
-        ax.set_title(f"{LABELS.get(metric, metric)}", fontsize=9)
-        ax.grid(axis="x", alpha=0.3)
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.7 + 0.22 * len(rows)))
+    ax.axvline(0, color="k", lw=0.8)
+    vary = [k for k in rows[0].context if len({c.context[k] for c in rows}) > 1]
+    sizes = [
+        "" if c.size_a[0] == c.size_b[0] else f"params {_short(c.size_a[0])} vs {_short(c.size_b[0])}" for c in rows
+    ]
+    common = sizes[0] if len(set(sizes)) == 1 else ""  # said once in the title rather than on every row
+    labels = []
+    for y, (c, size) in enumerate(zip(rows, sizes)):
+        _bar(ax, y, c.comp.diff.mean * 100, c.half * 100, "C0" if c.holm_p < an.ALPHA else None)
+        size = f"  [{size}]" if size and not common else ""
+        labels.append(f"{_where(c.context, vary)}: {c.comp.a}{size}" if vary else f"{c.comp.a}{size}")
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.tick_params(axis="x", labelsize=8)
+    ref = rows[0].comp.b
+    ax.set_xlabel(f"{label}: A − {ref} (points)", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    title = f"{axis}: {label}, paired differences against {ref} (exploratory)" + (f"; {common}" if common else "")
+    fig.text(0.01, 0.99, title, fontsize=9, va="top", weight="bold")
     ns = [c.comp.diff.n for c in rows]
-    fig.suptitle(f"{axis}: paired differences against {rows[0].comp.b}", fontsize=10)
-    _footer(fig, f"Each row: mean over n = {_n_text(ns)} seeds of (A − {rows[0].comp.b}) on the same seed. "
-            f"Bar: 95% t-interval, uncorrected. Filled: excludes 0 after Holm over all {len(fam)} comparisons "
-            "of REPORT.md; hollow: not after Holm.")  # fmt: skip
-    path = out / f"forest_{axis}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _footer(fig, (ONE_SEED + " " if max(ns) < 2 else "") + f"Each row: mean over n = {_n_text(ns)} seeds of "
+            f"(A − {ref}) on the same seed. Bar: t-interval at its Holm level over all {len(fam)} exploratory "
+            "comparisons of REPORT.md; filled: excludes 0 (Holm), hollow: not.", top=0.25)  # fmt: skip
+    return _save(fig, out, f"forest_{axis}_{metric}", fmt, plt)
 
 
-def shift_curves(
-    cells: list[dict[str, Any]], rows: list[dict[str, Any]], prefix: str, ylabel: str, base: str | None, xlabel: str,
-    out: Path, plt: Any,
-) -> Path | None:  # fmt: skip
-    """One panel per (model, other varying coordinates) × padding; a line per pool with a 95% band."""
-    ks = sorted(
-        {int(k[len(prefix) : -5]) for c in cells for k in c
-         if k.startswith(prefix) and k.endswith("_mean") and k[len(prefix) : -5].isdigit() and not math.isnan(c[k])}
-    )  # fmt: skip
+def shift_curves(a: Analysis, prefix: str, ylabel: str, base: str | None, xlabel: str, out: Path, fmt: str,
+                 plt: Any) -> Path | None:  # fmt: skip
+    """One panel per (model, other varying coordinates) × padding, at most 3 a row; a line per pool with a 95% band."""
+    ks = sorted({int(k[len(prefix) : -5]) for c in a.cells for k in c if k.startswith(prefix) and k.endswith("_mean")
+                 and k[len(prefix) : -5].isdigit() and not math.isnan(c[k])})  # fmt: skip
     if not ks:
         return None
-    ok = [c for c in cells if c["n_ok"]]
-    extra = ["model_label", *(c for c in varying(rows) if c not in ("pool", "padding", "model_label"))]
-    panels = list(dict.fromkeys(tuple(str(c[k]) for k in extra) for c in ok)) or [()]
-    paddings = list(dict.fromkeys(str(c["padding"]) for c in ok))
-    pools = list(dict.fromkeys(str(c["pool"]) for c in ok))
-    fig, axes = plt.subplots(len(panels), len(paddings), figsize=(4.2 * len(paddings) + 1.2, 2.9 * len(panels) + 0.9),
-                             squeeze=False, sharey=True)  # fmt: skip
+    skip = a.low_cells if an.needs_accuracy(prefix) else set()
+    good = [c for c in a.cells if c["n_ok"] and c["cell"] not in skip]
+    extra = [c for c in an.varying(a.rows, a.coords) if c not in ("pool", "padding")]
+    keys = sorted(
+        dict.fromkeys((*(str(c[k]) for k in extra), str(c["padding"])) for c in good),
+        key=lambda key: (key[-1], key[:-1]),
+    )  # a row per padding when there are two panels per padding
+    pools = list(dict.fromkeys(str(c["pool"]) for c in a.cells))
+    cols = min(3, math.ceil(math.sqrt(len(keys))))
+    nrows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(WIDTH, 2.3 * nrows + 1.3), squeeze=False, sharey=True)
     low, ns = 100.0, []
-    for i, panel in enumerate(panels):
-        for j, pad in enumerate(paddings):
-            ax = axes[i][j]
-            mine = [c for c in ok if str(c["padding"]) == pad and tuple(str(c[k]) for k in extra) == panel]
-            for c in mine:
-                xs, ys, cis = ([0], [c[f"{base}_mean"] * 100], [c[f"{base}_ci95"] * 100]) if base else ([], [], [])
-                for k in ks:
-                    xs.append(k)
-                    ys.append(c[f"{prefix}{k}_mean"] * 100)
-                    cis.append(c[f"{prefix}{k}_ci95"] * 100)
-                cis = [0.0 if math.isnan(v) else v for v in cis]
-                color = f"C{pools.index(str(c['pool'])) % 10}"  # one colour per pool in every panel
-                ax.plot(xs, ys, marker="o", ms=3, color=color, label=str(c["pool"]))
-                ax.fill_between(xs, [y - e for y, e in zip(ys, cis)], [min(y + e, 100) for y, e in zip(ys, cis)],
-                                color=color, alpha=0.15, lw=0)  # fmt: skip
-                low = min(low, *[y - e for y, e in zip(ys, cis)])
-                ns.append(c["n_ok"])
-            names = [v if k == "model_label" else f"{k}={v}" for k, v in zip(extra, panel)]
-            ax.set_title(", ".join([*names, f"padding={pad}"]), fontsize=9)
-            ax.set_xticks([0, *ks] if base else ks)
-            ax.grid(alpha=0.3)
-            if i == len(panels) - 1:
-                ax.set_xlabel(xlabel, fontsize=8)
-            if j == 0:
-                ax.set_ylabel("%", fontsize=8)
+    for i, key in enumerate(keys):
+        ax = axes[i // cols][i % cols]
+        for c in (c for c in good if (*(str(c[k]) for k in extra), str(c["padding"])) == key):
+            xs, ys, cis = ([0], [c[f"{base}_mean"] * 100], [c[f"{base}_ci95"] * 100]) if base else ([], [], [])
+            for k in ks:
+                xs.append(k)
+                ys.append(c[f"{prefix}{k}_mean"] * 100)
+                cis.append(c[f"{prefix}{k}_ci95"] * 100)
+            cis = [0.0 if math.isnan(v) else v for v in cis]
+            color = f"C{pools.index(str(c['pool'])) % 10}"  # one colour per pool in every panel
+            ax.plot(xs, ys, marker="o", ms=2.5, lw=1, color=color, label=str(c["pool"]))
+            ax.fill_between(xs, [y - e for y, e in zip(ys, cis)], [min(y + e, 100) for y, e in zip(ys, cis)],
+                            color=color, alpha=0.15, lw=0)  # fmt: skip
+            low = min(low, *[y - e for y, e in zip(ys, cis)])
+            ns.append(c["n_ok"])
+        ax.set_title(_where(dict(zip([*extra, "padding"], key))), fontsize=8)
+        ax.set_xticks([0, *ks] if base else ks)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if i // cols == nrows - 1 or i + cols >= len(keys):
+            ax.set_xlabel(xlabel.split(";")[0], fontsize=7)
+        if i % cols == 0:
+            ax.set_ylabel("%", fontsize=8)
+    for j in range(len(keys), nrows * cols):
+        axes[j // cols][j % cols].set_visible(False)
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, title="pool", fontsize=7, title_fontsize=7, loc="center right")
-    fig.suptitle(ylabel.removesuffix(" (%)"), fontsize=10)
+    by_name = dict(zip(names, handles))
+    fig.legend(list(by_name.values()), [f"pool {n}" for n in by_name], title=ylabel.removesuffix(" (%)"),
+               fontsize=7, title_fontsize=9, loc="upper center", ncol=min(8, len(by_name)), bbox_to_anchor=(0.5, 1.0),
+               frameon=False)  # fmt: skip
     axes[0][0].set_ylim(max(0.0, math.floor(low - 1)), 100.0)  # shared y: never past 100%
-    _footer(fig, f"n = {_n_text(ns)} seeds per point. Line: mean over seeds; band: 95% t-interval of that cell's "
-            "mean (unpaired; paired differences are in REPORT.md).", right=1 - 0.9 / fig.get_figwidth())  # fmt: skip
+    one = bool(ns) and max(ns) < 2
+    note = f" Left out near chance: {len(skip & {c['cell'] for c in a.cells if c['n_ok']})} cells." if skip else ""
+    _footer(fig, (ONE_SEED + " " if one else "") + f"n = {_n_text(ns)} seeds per point. Line: mean over seeds; band: "
+            f"95% t-interval of that cell's mean (unpaired; paired differences are in REPORT.md). {xlabel}.{note}",
+            top=0.55)  # fmt: skip
     name = prefix.rstrip("_").removesuffix("_k").removeprefix("shift_").replace("diag_shift_", "diag_")
-    path = out / f"shift_{name.replace('diag_', 'legacy_diag_')}.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, out, f"shift_{name.replace('diag_', 'legacy_diag_')}", fmt, plt)
 
 
-def throughput(rows: list[dict[str, Any]], out: Path, plt: Any) -> Path | None:
+def throughput(rows: list[dict[str, Any]], out: Path, fmt: str, plt: Any) -> Path | None:
     """Training images/s per precision or device count (only when the grid varies one); one dot per run."""
-    ok = [r for r in _ok(rows) if r.get("images_per_s") is not None]
-    axis = next((a for a in ("precision", "devices") if len({str(r[a]) for r in ok}) > 1), None)
+    good = [r for r in an.ok(rows) if r.get("images_per_s") is not None]
+    axis = next((a for a in ("precision", "devices") if len({str(r[a]) for r in good}) > 1), None)
     if axis is None:
         return None
-    models = list(dict.fromkeys(str(r["model_label"]) for r in ok))
-    values = list(dict.fromkeys(str(r[axis]) for r in ok))
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models) + 1, 3.6), squeeze=False)
+    models = list(dict.fromkeys(str(r["model_label"]) for r in good))
+    values = list(dict.fromkeys(str(r[axis]) for r in good))
+    fig, axes = plt.subplots(1, len(models), figsize=(WIDTH, 3.2), squeeze=False)
     for ax, model in zip(axes[0], models):
         for i, v in enumerate(values):
-            pts = [float(r["images_per_s"]) for r in ok if str(r["model_label"]) == model and str(r[axis]) == v]
-            ax.scatter([i + 0.08 * ((j % 5) - 2) for j in range(len(pts))], pts, s=10, color="C0", alpha=0.6)
+            pts = [float(r["images_per_s"]) for r in good if str(r["model_label"]) == model and str(r[axis]) == v]
+            ax.scatter([i + 0.08 * ((j % 5) - 2) for j in range(len(pts))], pts, s=8, color="C0", alpha=0.6)
             s = describe(pts)
             if not math.isnan(s.mean):
                 ax.hlines(s.mean, i - 0.3, i + 0.3, color="k")
-        ax.set_xticks(range(len(values)), values)
-        ax.set(title=model, xlabel=axis, ylabel="training images/s")
+        ax.set_xticks(range(len(values)), values, fontsize=7)
+        ax.set_title(model, fontsize=8)
+        ax.set_xlabel(axis, fontsize=8)
+        ax.set_ylabel("training images/s", fontsize=8)
         ax.set_ylim(bottom=0)
-    _footer(fig, f"Each dot one run (every pool/padding/seed, n = {len(ok)}); line: mean. "
+    _footer(fig, f"Each dot one run (every pool/padding/seed, n = {len(good)}); line: mean. "
             "Spread includes other jobs on the machine.")  # fmt: skip
-    path = out / "throughput.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out, "throughput", fmt, plt)
 
 
-def plot(rows: list[dict[str, Any]], cells: list[dict[str, Any]], fam: list[Row], out: Path) -> list[Path]:
-    """Every figure the results allow; empty when nothing finished."""
+def plot(a: Analysis, out: Path, fmt: str = "png") -> list[Path]:
+    """Every figure the results allow (empty when nothing finished). The figures of an earlier report
+    (any format) that this one does not write are removed: the folder never mixes old and new figures."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not _ok(rows):
-        return []
-    paths = [forest(fam, axis, out, plt) for axis in AXES]
-    paths += [
-        shift_curves(cells, rows, prefix, ylabel, base, xlabel, out, plt)
-        for prefix, ylabel, base, xlabel in SHIFT_SERIES
-    ]
-    paths.append(throughput(rows, out, plt))
-    return [p for p in paths if p is not None]
+    paths: list[Path | None] = []
+    if an.ok(a.rows):
+        paths += [answer_figure(ans, out, fmt, plt) for ans in a.answers]
+        labels = {m.key: m.label for m in a.metrics}
+        for axis in dict.fromkeys(c.axis for c in a.family):
+            for metric in dict.fromkeys(c.metric for c in a.family if c.axis == axis):
+                paths.append(forest(a.family, axis, metric, labels.get(metric, metric), out, fmt, plt))
+        folded = {c.rsplit("_k", 1)[0] + "_k" for c in an.folded_columns(a.folds) if an.PER_K.search(c)}
+        paths += [shift_curves(a, prefix, ylabel, base, xlabel, out, fmt, plt)
+                  for prefix, ylabel, base, xlabel in SHIFT_SERIES if prefix not in folded]  # fmt: skip
+        paths.append(throughput(a.rows, out, fmt, plt))
+    kept = [p for p in paths if p is not None]
+    for old in out.iterdir():  # superseded figures of an earlier report
+        if (
+            old.suffix in (".png", ".pdf", ".svg")
+            and old.stem.startswith(("forest_", "shift_", "answer_", "throughput"))
+            and old not in kept
+        ):
+            old.unlink()
+    return kept
 
 
-__all__ = ["REFERENCE", "forest", "plot", "shift_curves", "throughput"]
+__all__ = ["answer_figure", "forest", "plot", "shift_curves", "throughput"]

@@ -1,14 +1,12 @@
-"""Turn a folder of run results into ``results.csv``, ``summary.csv``, ``REPORT.md`` and plots.
+"""Turn a folder of run results into ``results.csv``, ``summary.csv``, ``REPORT.md`` and figures.
 
-Every comparison is paired by seed (A − B on the same seed, then a Student-t interval over
-seeds). All comparisons of one report form one family: their p-values are adjusted with
-Holm (the verdict column) and Benjamini–Hochberg (shown beside it), and the uncorrected
-interval is kept. A difference whose interval is neither clear of 0 nor inside
-±``resolution`` is "not resolved", never "no difference".
-
-Results written before a metric existed still load (the folder's ``results/*.json``, or
-only its ``results.csv``); the report names the metrics they lack and labels the older
-definitions as legacy.
+``REPORT.md`` opens with what did not run (planned cells without a result or with a failed
+one, from the grid spec saved as ``grid.json``), then the **Answers**: each question of the
+folder's ``questions.yaml`` (or ``--questions FILE``) with its verdict, adjusted within the
+question (:mod:`cnnbench.bench.questions`). Then the cells (n ok / n planned, a flag near chance
+accuracy), consistency per shift k, and the exploratory comparisons (every pair of an axis's
+values, one Holm family; not the answers). The statistics live in :mod:`cnnbench.bench.analysis`
+and :mod:`cnnbench.bench.questions`; this module only writes.
 
 Example:
     >>> paths = write_report("results/smoke")  # doctest: +SKIP
@@ -16,11 +14,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import itertools
-import json
 import math
 import os
 from collections import defaultdict
@@ -28,228 +23,70 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnbench.bench.stats import Comparison, Summary, benjamini_hochberg, describe, holm, paired, verdict
+from cnnbench.bench import analysis as an
+from cnnbench.bench.questions import Answer, Question, answer, load_questions
+from cnnbench.bench.stats import Summary, describe
 
-COORDS = ("model_label", "pool", "padding", "padding_mode", "precision", "devices", "augment")
-AXES = ("pool", "padding", "augment", "precision")  # the axes whose values are compared pairwise
-REFERENCE = {"pool": "max", "padding": "valid", "augment": "none", "precision": "32-true"}
-BASE_FIELDS = ("run_id", "grid", "model_label", "pool", "padding", "padding_mode", "precision", "devices", "model", "seed",
-               "status", "test_acc", "test_loss", "best_val_acc", "train_time_s", "images_per_s", "peak_memory_mb",
-               "params", "macs", "epochs")  # fmt: skip
-LEGACY_COLUMNS = {"shift_consistency": "diag_consistency", "border_acc": "crop_border_acc"}
-ALPHA = 0.05
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    label: str
-    meaning: str
-    legacy: bool = False
-
-
-METRICS = (
-    Metric("test_acc", "test acc", "top-1 accuracy on the clean test set"),
-    Metric("consistency_zero", "consistency (zero)",
-           "shift consistency as Zhang 2019 defines it: the probability that two copies of a test image, each shifted "
-           "by an independent random offset (uniform in [-k, k] on both axes, both signs), get the same top-1 class; "
-           "uncovered pixels are 0; mean over the k measured"),
-    Metric("consistency_circular", "consistency (circular)",
-           "the same with circular shifts (content wraps around), Zhang's variant for CIFAR"),
-    Metric("edge_acc", "edge acc",
-           "accuracy with each image moved until the bounding box of its nonzero pixels touches an edge or corner "
-           "(8 directions, mean); no ink leaves the frame (lost-ink fraction below)"),
-    Metric("diag_consistency", "legacy diag consistency",
-           "LEGACY, not Zhang's definition: share of images whose class is unchanged between the original and one "
-           "(+s, +s) down-right zero-fill shift, mean over s", legacy=True),
-    Metric("crop_border_acc", "legacy crop border acc",
-           "LEGACY: accuracy with the content pushed a quarter of the side toward each edge/corner; this crops "
-           "digits (ink is lost; the fraction was not recorded), so it does not isolate edge information", legacy=True),
-)  # fmt: skip
-NEW_METRICS = {"consistency_zero": "Zhang 2019 shift consistency (zero-fill)",
-               "consistency_circular": "Zhang 2019 shift consistency (circular)",
-               "shift_acc_zero_k": "accuracy under random shift, per k",
-               "edge_acc": "edge probe without cropping (and its lost-ink fraction)"}  # fmt: skip
-OTHER_SUMMARY = ("best_val_acc", "images_per_s", "train_time_s", "edge_lost_ink", "edge_shift_px")
-
-
-# ---------------------------------------------------------------------------------- loading
-def flatten(result: dict[str, Any], default_augment: str = "standard") -> dict[str, Any]:
-    """One CSV row: coordinates, metrics, and robustness metrics spread into columns."""
-    row: dict[str, Any] = {k: result.get(k) for k in BASE_FIELDS}
-    row["augment"] = result.get("augment") or default_augment
-    row["augment_recorded"] = "augment" in result
-    rob = result.get("robustness") or {}
-    for fill, block in (rob.get("shift") or {}).items():
-        for kind, prefix in (("consistency", "consistency"), ("acc", "shift_acc")):
-            values = block.get(kind) or {}
-            for k, v in sorted(values.items(), key=lambda kv: int(kv[0])):
-                row[f"{prefix}_{fill}_k{k}"] = v
-            if values and kind == "consistency":
-                row[f"consistency_{fill}"] = sum(values.values()) / len(values)
-    edge = rob.get("edge") or {}
-    if edge:
-        row["edge_acc"] = edge.get("acc_mean")
-        row["edge_lost_ink"] = edge.get("lost_ink")
-        px = list((edge.get("mean_shift_px") or {}).values())
-        row["edge_shift_px"] = sum(px) / len(px) if px else None
-    if "shift_consistency" in rob:  # results written before Zhang's definition
-        for s, v in rob["shift_consistency"].items():
-            row[f"diag_consistency_{s}"] = v
-        for s, v in (rob.get("shift_acc") or {}).items():
-            row[f"diag_shift_acc_{s}"] = v
-        values = list(rob["shift_consistency"].values())
-        row["diag_consistency"] = sum(values) / len(values) if values else None
-        row["crop_border_acc"] = rob.get("border_acc_mean")
-    row["error"] = (result.get("error") or "")[:300]
-    return row
-
-
-def _number(text: str) -> Any:
-    if text == "":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"True": True, "False": False}.get(text, text)
-
-
-def read_results_csv(path: Path, default_augment: str = "standard") -> list[dict[str, Any]]:
-    """Rows of a ``results.csv`` (this version's or an older one, whose columns are renamed)."""
-    with path.open(newline="") as fh:
-        raw = list(csv.DictReader(fh))
-    rows = []
-    for r in raw:
-        row = {k: _number(v) for k, v in r.items()}
-        for k in [k for k in row if k.startswith(("shift_consistency_", "shift_acc_")) and k[-1].isdigit()]:
-            if k.split("_")[-1].isdigit():  # older names (shift_acc_1): one diagonal shift, not Zhang's
-                row["diag_" + k.removeprefix("shift_") if "consistency" in k else "diag_" + k] = row.pop(k)
-        for old, new in LEGACY_COLUMNS.items():
-            if old in row:
-                row[new] = row.pop(old)
-        row["augment_recorded"] = row.get("augment") is not None
-        row["augment"] = row.get("augment") or default_augment
-        row["error"] = row.get("error") or ""
-        rows.append(row)
-    return rows
-
-
-def load_rows(out: Path) -> tuple[list[dict[str, Any]], str]:
-    """The rows of a results folder and where they came from (``results/`` or ``results.csv``)."""
-    from cnnbench.bench.runner import load_results
-
-    default_augment = "standard"
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        default_augment = json.loads((out / "grid.json").read_text())["data"].get("augment", "standard")
-    results = load_results(out)
-    if results:
-        return [flatten(r, default_augment) for r in results], "results"
-    if (out / "results.csv").is_file():
-        return read_results_csv(out / "results.csv", default_augment), "results.csv"
-    raise ValueError(f"no results under {out / 'results'} and no {out / 'results.csv'}")
-
-
-# ---------------------------------------------------------------------------------- statistics
-def _ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if r["status"] == "ok"]
-
-
-def present(rows: list[dict[str, Any]], key: str) -> bool:
-    return any(r.get(key) is not None for r in _ok(rows))
-
-
-def varying(rows: list[dict[str, Any]]) -> list[str]:
-    """The coordinates that take more than one value among the rows."""
-    return [c for c in COORDS if len({str(r[c]) for r in rows}) > 1]
-
-
-def group(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
-    """Rows by cell (all coordinates but the seed), in first-seen order."""
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[tuple(row[c] for c in COORDS)].append(row)
-    return groups
-
-
-def per_k_columns(rows: list[dict[str, Any]]) -> list[str]:
-    return sorted(
-        {k for r in rows for k in r if k.startswith(("consistency_", "shift_acc_", "diag_")) and k[-1].isdigit()}
-    )
-
-
-def summarize_cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per cell: params, MACs, and mean, std, 95% CI of each metric over the ``ok`` seeds."""
-    out = []
-    keys = [m.key for m in METRICS] + list(OTHER_SUMMARY) + per_k_columns(rows)
-    for key, members in group(rows).items():
-        ok = _ok(members)
-        row: dict[str, Any] = dict(zip(COORDS, key))
-        row["n"], row["n_ok"] = len(members), len(ok)
-        row["statuses"] = ",".join(sorted({r["status"] for r in members}))
-        row["params"] = next((r["params"] for r in members if r.get("params") is not None), None)
-        row["macs"] = next((r["macs"] for r in members if r.get("macs") is not None), None)
-        for metric in keys:
-            s = describe([float(r[metric]) for r in ok if r.get(metric) is not None])
-            row[f"{metric}_mean"], row[f"{metric}_std"], row[f"{metric}_ci95"] = s.mean, s.std, s.ci95
-        out.append(row)
-    return out
-
-
-def _by_seed(rows: list[dict[str, Any]], metric: str, where: dict[str, str]) -> dict[int, float]:
-    return {
-        int(r["seed"]): float(r[metric])
-        for r in _ok(rows)
-        if r.get(metric) is not None and all(str(r[k]) == v for k, v in where.items())
-    }
+ALPHA = an.ALPHA
+FORMATS = ("png", "pdf", "svg")
+PER_K_TABLES = (("consistency_zero_k", "Shift consistency (zero-fill) by largest offset k"),
+                ("consistency_circular_k", "Shift consistency (circular) by largest offset k"),
+                ("shift_acc_zero_k", "Accuracy under random zero-fill shift by largest offset k"),
+                ("shift_acc_circular_k", "Accuracy under random circular shift by largest offset k"),
+                ("diag_consistency_", "LEGACY diagonal consistency by shift s (original vs (+s, +s))"),
+                ("diag_shift_acc_", "LEGACY accuracy under one (+s, +s) shift"))  # fmt: skip
 
 
 @dataclass
-class Row:
-    """One paired comparison in the report's family, with its adjusted p-values."""
+class Analysis:
+    """Everything the markdown and the figures are drawn from."""
 
-    axis: str
-    metric: str
-    context: dict[str, str]
-    comp: Comparison
-    size_a: tuple[Any, Any]
-    size_b: tuple[Any, Any]
-    holm_p: float = math.nan
-    bh_p: float = math.nan
-
-
-def comparisons(rows: list[dict[str, Any]], axis: str, metric: str = "test_acc") -> list[Row]:
-    """Paired comparisons between the values of ``axis``, every other coordinate equal."""
-    fixed = [c for c in COORDS if c != axis]
-    out = []
-    ok = _ok(rows)
-    sizes = {tuple(str(r[c]) for c in COORDS): (r.get("params"), r.get("macs")) for r in ok}
-    for context in sorted({tuple(str(r[c]) for c in fixed) for r in ok}):
-        where = dict(zip(fixed, context))
-        values = list(dict.fromkeys(str(r[axis]) for r in ok if all(str(r[k]) == v for k, v in where.items())))
-        ref, order = REFERENCE.get(axis), list(values)
-        values.sort(key=lambda v: (v != ref, order.index(v)))  # reference first: rows read "other − reference"
-        for b, a in itertools.combinations(values, 2):
-            comp = paired(a, _by_seed(rows, metric, {**where, axis: a}), b, _by_seed(rows, metric, {**where, axis: b}))
-            if comp is None:
-                continue
-            key_a = tuple(where.get(c, a) if c != axis else a for c in COORDS)
-            key_b = tuple(where.get(c, b) if c != axis else b for c in COORDS)
-            out.append(Row(axis, metric, where, comp, sizes.get(key_a, (None, None)), sizes.get(key_b, (None, None))))
-    return out
+    name: str
+    rows: list[dict[str, Any]]
+    source: str
+    coords: tuple[str, ...]
+    planned: list[dict[str, Any]] | None
+    cells: list[dict[str, Any]]
+    folds: list[an.Fold]
+    chance: float | None
+    low_cells: set[str]
+    metrics: list[an.Metric]
+    family: list[an.Row]
+    answers: list[Answer]
+    resolution: float
+    chance_margin: float
+    groups: dict[str, list[str]]  # extra columns shown in tables of their own (analysis.GROUPS)
 
 
-def family(rows: list[dict[str, Any]], axes: list[str], metrics: list[str]) -> list[Row]:
-    """Every comparison of the report, with Holm and Benjamini–Hochberg adjusted p-values."""
-    all_rows = [c for axis in axes for metric in metrics for c in comparisons(rows, axis, metric)]
-    ps = [c.comp.p for c in all_rows]
-    for c, h, q in zip(all_rows, holm(ps), benjamini_hochberg(ps)):
-        c.holm_p, c.bh_p = h, q
-    return all_rows
+def analyse(
+    out: Path, name: str | None = None, questions: list[Question] | None = None, resolution: float = 0.005,
+    chance_margin: float = an.CHANCE_MARGIN,
+) -> Analysis:  # fmt: skip
+    """Load the folder and compute every number the report shows."""
+    rows, source = an.load_rows(out)
+    grid = an.read_grid(out)
+    coords = an.coordinates(rows, grid)
+    planned = an.planned_runs(grid)
+    cells = an.summarize_cells(rows, coords, planned)
+    folds = an.identical_metrics(rows)
+    folded = an.folded_columns(folds)
+    chance = an.chance_level(grid)
+    low = an.near_chance(cells, chance, chance_margin)
+    known = [m for m in an.METRICS if an.present(rows, m.key) and m.key not in folded]
+    extras = [k for k in an.extra_metrics(rows, coords) if k not in folded]
+    extra = [an.Metric(k, k.replace("_", " "), "recorded by the cell (no description in this version of the report)")
+             for k in extras if an.metric_group(k) is None]  # fmt: skip
+    groups = {g: [k for k in extras if an.metric_group(k) == g] for g, _, _ in an.GROUPS}
+    good = an.ok(rows)
+    axes = [a for a in an.AXES if len({str(r[a]) for r in good}) > 1]
+    fam = an.family(rows, axes, [m.key for m in known], coords, low)
+    answers = [answer(q, rows, coords, planned, low) for q in questions or []]
+    name = name or (grid or {}).get("name") or next((str(r["grid"]) for r in rows if r.get("grid")), out.name)
+    return Analysis(str(name), rows, source, coords, planned, cells, folds, chance, low, [*known, *extra], fam,
+                    answers, resolution, chance_margin, groups)  # fmt: skip
 
 
-# ---------------------------------------------------------------------------------- markdown
+# ---------------------------------------------------------------------------------- formatting
 def _fmt(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
     if math.isnan(s.mean):
         return "–"
@@ -271,109 +108,261 @@ def _p(value: float) -> str:
     return "–" if math.isnan(value) else ("<0.0001" if value < 1e-4 else f"{value:.4f}")
 
 
-def render_markdown(
-    name: str, rows: list[dict[str, Any]], cells: list[dict[str, Any]], source: str, resolution: float = 0.005
-) -> str:
-    """The REPORT.md text."""
+def _sel(sel: dict[str, str]) -> str:
+    return ", ".join(v if k in ("pool", "model_label") else f"{k} {v}" for k, v in sel.items())
+
+
+def _n_ok(n: int, planned: int | None) -> str:
+    return f"{n}" if planned is None else f"{n}/{planned}"
+
+
+def _table(header: list[str], body: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in body]
+
+
+# ---------------------------------------------------------------------------------- sections
+def what_ran(a: Analysis) -> list[str]:
+    """The run count and, at the top, every planned cell that did not run fully or failed."""
     statuses: dict[str, int] = defaultdict(int)
-    for r in rows:
+    for r in a.rows:
         statuses[r["status"]] += 1
-    ok = _ok(rows)
-    metrics = [m for m in METRICS if present(rows, m.key)]
-    seeds = sorted({int(r["seed"]) for r in ok})
-    axes = [a for a in AXES if len({str(r[a]) for r in ok}) > 1]
-    fam = family(rows, axes, [m.key for m in metrics])
-    shifts = sorted({int(k.rsplit("k", 1)[1]) for k in per_k_columns(rows) if k.startswith("consistency_")})
-    lines = [f"# Ablation report: {name}", "",
-             f"{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
-             + f"; seeds {', '.join(map(str, seeds)) or '–'}; read from `{source}`.", "", "## How to read this", "",
-             "Values are percent. A cell's value is the mean over its seeds ± the half-width of the 95% Student-t "
-             "interval (unpaired: for comparisons use the paired tables). `params / MACs` is the size of each cell's "
-             "model (MACs per image, one forward pass).", ""]  # fmt: skip
-    for m in metrics:
+    missing = an.not_run(a.rows, a.planned)
+    seeds = sorted({int(r["seed"]) for r in an.ok(a.rows)})
+    planned = "plan unknown (no readable grid.json)" if a.planned is None else f"{len(a.planned)} planned"
+    lines = [f"{planned}; {len(a.rows)} ran: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items(), key=lambda kv: (kv[0] != "ok", kv[0])))
+             + (f"; {sum(map(len, missing.values()))} never ran" if missing else "")
+             + f"; seeds {', '.join(map(str, seeds)) or '–'}; read from `{a.source}`.", ""]  # fmt: skip
+    short = {
+        c["cell"]: c
+        for c in a.cells
+        if (c["n_planned"] is not None and c["n_ok"] < c["n_planned"]) or c["n_ok"] < c["n"]
+    }
+    ids = sorted(set(missing) | set(short))
+    if ids:
+        body = []
+        for cid in ids:
+            c = short.get(cid)
+            n_ok = c["n_ok"] if c else 0
+            plan = c["n_planned"] if c else len(missing[cid])
+            bad = sorted(
+                {f"{r['status']} s{r['seed']}" for r in a.rows if an.cell_id(r) == cid and r["status"] != "ok"}
+            )
+            never = ", ".join(f"s{s}" for s in missing.get(cid, []))
+            body.append([f"`{cid}`", _n_ok(n_ok, plan), never or "–", ", ".join(bad) or "–"])
+        lines += ["## What did not run", "", f"{len(ids)} planned cells have fewer ok runs than planned.", ""]
+        lines += _table(["cell", "n ok / n planned", "never ran", "did not finish"], body) + [""]
+    return lines
+
+
+def answers_section(a: Analysis) -> list[str]:
+    """One block per question: claim, verdict, the adjusted comparisons, conditions."""
+    if not a.answers:
+        return []
+    lines = ["## Answers", "",
+             "Each question's comparisons (A − B, paired by seed) form one family, adjusted with **Holm** at α = "
+             f"{ALPHA:g} within that question only. Each interval is a t-interval at its Holm level (α/(m − i) for "
+             "the i-th smallest p, held at the first step Holm does not reject): it excludes 0 exactly when Holm "
+             "rejects, and the same interval decides practical equivalence (inside ±δ). Verdict: *supported* = every "
+             "comparison with data in the claimed direction; *refuted* = one is practically equivalent or resolved "
+             "the other way; *not resolved* = otherwise. `n to resolve` = the smallest n with "
+             "t(α/m, n − 1) · SD / √n < max(|mean|, δ − |mean|): the seeds at which that comparison's interval "
+             "would exclude 0 or fit inside ±δ if its mean and SD stayed.", ""]  # fmt: skip
+    lines += summary_table(a.answers) + [""]
+    for ans in a.answers:
+        q, unit = ans.question, "points" if ans.scale == 100 else ""
+        lines += [f'<a id="{q.id}"></a>', "", f"### {q.id}: {q.claim}", "",
+                  f"**{ans.verdict}**: {ans.reason}."
+                  + (f" About n = {ans.n_needed} seeds would resolve it." if ans.n_needed else ""), "",
+                  f"Metric `{q.metric}` (A − B{', ' + unit if unit else ''}), δ = {q.delta:g}, expected {q.expect}; "
+                  f"Holm over m = {ans.m}." + (f" Where: {_sel(q.where)}." if q.where else "")
+                  + (f" Conditions: {q.conditions}." if q.conditions else ""), ""]  # fmt: skip
+        body = []
+        for o in ans.outcomes:
+            d = o.comp.diff if o.comp else None
+            mean = "–" if d is None else f"{d.mean * ans.scale:+.2f}"
+            ci = "–" if d is None or math.isnan(o.half) else f"[{o.low * ans.scale:+.2f}, {o.high * ans.scale:+.2f}]"
+            lvl = "–" if math.isnan(o.level) else f"{(1 - o.level) * 100:.2f}%"
+            p = "–" if o.comp is None else _p(o.comp.p)
+            nonzero = o.result == "equivalent" and (o.low > 0 or o.high < 0)  # resolved, but smaller than δ
+            result = o.result + (" (≠ 0, below δ)" if nonzero else "") + (f" ({o.note})" if o.note else "")
+            body.append([_sel(o.a), _sel(o.b), _sel(o.context) or "–", _n_ok(d.n if d else 0, o.planned), mean, ci,
+                         lvl, p, result, str(o.n_needed or "–")])  # fmt: skip
+        lines += _table(["A", "B", "context", "n ok / planned", "A − B", "adjusted CI", "level", "p", "result",
+                         "n to resolve"], body) + [""]  # fmt: skip
+    return lines
+
+
+def summary_table(answers: list[Answer]) -> list[str]:
+    """One row per question (claim, conditions, every comparison's A − B and adjusted CI, verdict): the
+    table the README's claims are copied from."""
+    body = []
+    for ans in answers:
+        q, s = ans.question, ans.scale
+        pairs = len({(_sel(o.a), _sel(o.b)) for o in ans.outcomes}) > 1
+        numbers = []
+        for o in ans.outcomes:
+            label = ", ".join(x for x in (f"{_sel(o.a)} − {_sel(o.b)}" if pairs else "", _sel(o.context)) if x)
+            if o.comp is None:
+                value = o.result
+            elif math.isnan(o.half):
+                value = f"{o.comp.diff.mean * s:+.2f} (n = {o.comp.diff.n}, no interval)"
+            else:
+                value = f"{o.comp.diff.mean * s:+.2f} [{o.low * s:+.2f}, {o.high * s:+.2f}]"
+            numbers.append(f"{label}: {value}" if label else value)
+        what = f"{_sel(ans.outcomes[0].a)} − {_sel(ans.outcomes[0].b)}" if ans.outcomes and not pairs else "A − B"
+        unit = f"{q.metric}, {what}" + (" (points)" if s == 100 else "") + f", δ = {q.delta:g}"
+        verdict = f"**{ans.verdict}** ({ans.reason})" + (
+            f"; n ≈ {ans.n_needed} seeds would resolve it" if ans.n_needed else ""
+        )
+        body.append([f"[{q.id}](#{q.id}): {q.claim}", q.conditions or "–", f"{unit}: " + "; ".join(numbers), verdict])
+    return _table(["claim", "conditions", "A − B, adjusted CI (Holm within the question)", "verdict"], body)
+
+
+def reading_notes(a: Analysis) -> list[str]:
+    good = an.ok(a.rows)
+    shifts = sorted({int(k.rsplit("k", 1)[1]) for k in an.per_k_columns(a.rows) if k.startswith("consistency_")})
+    lines = ["## How to read this", "",
+             "Values are percent. A cell's value is the mean over its ok seeds ± the half-width of the 95% Student-t "
+             "interval (unpaired: for comparisons use the paired tables); `n` is ok runs / planned runs. `params / "
+             "MACs` is the size of each cell's model (MACs per image, one forward pass).", ""]  # fmt: skip
+    for m in a.metrics:
         meaning = m.meaning.replace("the k measured", f"k ∈ {{{', '.join(map(str, shifts))}}}") if shifts else m.meaning
         lines.append(f"- **{m.label}**: {meaning}.")
-    if present(rows, "edge_lost_ink"):
-        lost = max(float(r["edge_lost_ink"]) for r in ok if r.get("edge_lost_ink") is not None)
-        px = describe([float(r["edge_shift_px"]) for r in ok if r.get("edge_shift_px") is not None]).mean
+    if an.present(a.rows, "edge_lost_ink"):
+        lost = max(float(r["edge_lost_ink"]) for r in good if r.get("edge_lost_ink") is not None)
+        px = describe([float(r["edge_shift_px"]) for r in good if r.get("edge_shift_px") is not None]).mean
         lines.append(f"- Edge probe: lost-ink fraction {lost:.6f} (largest over runs); content moved {px:.1f} px on average"
                      + (" — nearly nothing moved: these images have no background, the probe says little here." if px < 1 else "."))  # fmt: skip
-    absent = [
-        text
-        for key, text in NEW_METRICS.items()
-        if not any(k.startswith(key) for r in ok for k in r if r[k] is not None)
-    ]
-    predate = len(absent) == len(NEW_METRICS)  # no metric of this version at all: older results
-    unrecorded = sum(1 for r in rows if not r.get("augment_recorded"))
-    if absent or unrecorded:
+    for f in a.folds:
+        lines.append(f"- **{f.variant} fill equals {f.into} fill** within {an.IDENTICAL_TOLERANCE * 100:g} point(s) on "
+                     f"every run and every one of its {len(f.columns)} columns (largest difference "
+                     f"{f.largest * 100:.2f} points): reported once, as {f.into} fill.")  # fmt: skip
+    if a.chance is not None:
+        lines.append(f"- Chance accuracy is {a.chance * 100:g}%. Cells within {a.chance_margin * 100:g} points of it "
+                     f"are marked *near chance* and left out of every consistency comparison (a model that predicts "
+                     f"almost one class is trivially consistent): {len(a.low_cells)} cells here.")  # fmt: skip
+    if good and max(c["n_ok"] for c in a.cells) < 2:
+        lines.append("- **No interval (1 seed)**: every cell has one ok run, so no interval or test can be computed.")
+    absent = [text for key, text in an.NEW_METRICS.items() if not any(k.startswith(key) for r in good for k in r if r[k] is not None)]  # fmt: skip
+    predate = len(absent) == len(an.NEW_METRICS)
+    unrecorded = sum(1 for r in a.rows if not r.get("augment_recorded"))
+    if absent:
         lead = "**Absent from these results** (they predate them)" if predate else "Not measured by this grid"
-        lines += ["", f"{lead}: " + "; ".join(absent) + "." if absent else ""]
-        if unrecorded:
-            lines.append(f"The augmentation preset was not recorded for {unrecorded} runs (written before the "
-                         f"`augment` axis); they are shown as `{rows[0]['augment']}`, the data set's default then.")  # fmt: skip
-    lines += ["", f"**Comparisons** are paired by seed (A − B on the same seed, in points), one family of {len(fam)}. "
-              f"`95% CI` is the uncorrected interval; `p` the paired t-test; `Holm p` and `BH q` the Holm and "
-              f"Benjamini–Hochberg adjusted values over the whole family. **Verdict uses Holm**: `differs` = "
-              f"CI excludes 0 after Holm adjustment (p < {ALPHA}); `uncorrected only` = the raw CI excludes 0 but "
-              f"Holm does not; `within ±{resolution * 100:g}` = the whole raw CI lies inside ±{resolution * 100:g} "
-              f"points; `not resolved` = the CI is too wide to say either (more seeds needed; not \"no difference\").", ""]  # fmt: skip
-    if fam:
-        n_holm = sum(c.holm_p < ALPHA for c in fam)
-        n_bh = sum(c.bh_p < ALPHA for c in fam)
-        n_raw = sum(c.comp.significant for c in fam)
-        lines += [f"Of {len(fam)} comparisons, {n_raw} have a raw CI excluding 0 (about {ALPHA * len(fam):.0f} expected "
-                  f"by chance alone if nothing differed), {n_bh} survive Benjamini–Hochberg at 5% FDR, {n_holm} survive "
-                  "Holm at 5% FWER.", ""]  # fmt: skip
+        lines += ["", f"{lead}: " + "; ".join(absent) + "."]
+    if unrecorded:
+        lines.append(f"The augmentation preset was not recorded for {unrecorded} runs (written before the "
+                     f"`augment` axis); they are shown as `{a.rows[0]['augment']}`, the data set's default then.")  # fmt: skip
+    return lines + [""]
 
-    show = [c for c in COORDS if c in ("model_label", "pool", "padding") or c in varying(rows)]
-    header = [c.replace("model_label", "model") for c in show] + ["params / MACs", "n"] + [m.label for m in metrics]
-    lines += ["## Cells", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for c in cells:
+
+def cells_section(a: Analysis) -> list[str]:
+    show = [c for c in a.coords if c in ("model_label", "pool", "padding") or c in an.varying(a.rows, a.coords)]
+    header = [c.replace("model_label", "model") for c in show] + ["params / MACs", "n"] + [m.label for m in a.metrics]
+    body = []
+    for c in a.cells:
         status = "" if c["statuses"] == "ok" else f" ({c['statuses']})"
-        vals = [str(c[k]) for k in show] + [_size(c["params"], c["macs"]), f"{c['n_ok']}/{c['n']}{status}"]
-        lines.append("| " + " | ".join(vals + [_fmt(_cell_summary(c, m.key)) for m in metrics]) + " |")
-
-    for prefix, title in (("consistency_zero_k", "Shift consistency (zero-fill) by largest offset k"),
-                          ("consistency_circular_k", "Shift consistency (circular) by largest offset k"),
-                          ("shift_acc_zero_k", "Accuracy under random zero-fill shift by largest offset k"),
-        ("shift_acc_circular_k", "Accuracy under random circular shift by largest offset k"),
-                          ("diag_consistency_", "LEGACY diagonal consistency by shift s (original vs (+s, +s))"),
-                          ("diag_shift_acc_", "LEGACY accuracy under one (+s, +s) shift")):  # fmt: skip
-        cols = [k for k in per_k_columns(rows) if k.startswith(prefix) and k[len(prefix) :].isdigit()]
+        flag = " ⚠ near chance" if c["cell"] in a.low_cells else ""
+        vals = [str(c[k]) for k in show] + [
+            _size(c["params"], c["macs"]),
+            _n_ok(c["n_ok"], c["n"] if c["n_planned"] is None else c["n_planned"]) + status + flag,
+        ]
+        body.append(vals + [_fmt(_cell_summary(c, m.key), 100 if an.is_fraction(m.key) else 1) for m in a.metrics])
+    lines = ["## Cells", ""] + _table(header, body)
+    for group, title, meaning in an.GROUPS:
+        cols = a.groups.get(group) or []
+        if cols:
+            head = [c.replace("model_label", "model") for c in show] + cols
+            rows = [[str(c[k]) for k in show] + [_fmt(_cell_summary(c, k), 100 if an.is_fraction(k) else 1)
+                     for k in cols] for c in a.cells]  # fmt: skip
+            lines += [
+                "",
+                f"## {title}",
+                "",
+                f"{meaning[0].upper()}{meaning[1:]}; percent, mean ± 95% CI half-width.",
+                "",
+            ]
+            lines += _table(head, rows)
+    folded = an.folded_columns(a.folds)
+    for prefix, title in PER_K_TABLES:
+        cols = [
+            k
+            for k in an.per_k_columns(a.rows)
+            if k.startswith(prefix) and k[len(prefix) :].isdigit() and k not in folded
+        ]
         if not cols:
             continue
         cols.sort(key=lambda k: int(k[len(prefix) :]))
         unit = "k" if prefix.endswith("_k") else "s"
         head = [c.replace("model_label", "model") for c in show] + [f"{unit}={k[len(prefix) :]}" for k in cols]
-        lines += ["", f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for c in cells:
-            lines.append(
-                "| " + " | ".join([str(c[k]) for k in show] + [_fmt(_cell_summary(c, k)) for k in cols]) + " |"
-            )
+        rows = [[str(c[k]) for k in show] + [_fmt(_cell_summary(c, k)) for k in cols] for c in a.cells]
+        lines += ["", f"## {title}", ""] + _table(head, rows)
+    return lines
 
-    for axis in axes:
-        for m in metrics:
-            mine = [c for c in fam if c.axis == axis and c.metric == m.key]
-            if not mine:
-                continue
-            lines += ["", f"## {axis}: {m.label} (A − B, points, paired by seed)", "",
-                      "| context | A | B | params / MACs (A vs B) | n | A − B | 95% CI (uncorrected) | p | Holm p | BH q "
-                      "| CI excludes 0, Holm-adjusted | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-            shown = set(varying(rows)) | {"model_label", "padding", "pool"}
-            for x in mine:
-                context = ", ".join(v for k, v in x.context.items() if k in shown)
+
+def exploratory_section(a: Analysis) -> list[str]:
+    fam, r = a.family, a.resolution * 100
+    if not fam:
+        return []
+    n_holm, n_bh, n_raw = (sum(c.holm_p < ALPHA for c in fam), sum(c.bh_p < ALPHA for c in fam),
+                           sum(c.comp.significant for c in fam))  # fmt: skip
+    lines = ["", "## Exploratory comparisons", "",
+             f"Every pair of values of each axis, other coordinates equal, paired by seed: one family of {len(fam)}, "
+             "**not** the answers above (those are tested within their question). `95% CI` is uncorrected; `Holm CI` "
+             "is drawn at each comparison's Holm level (it excludes 0 exactly when Holm rejects). Verdict: `differs` "
+             f"= Holm-adjusted p < {ALPHA:g}; `uncorrected only` = the raw CI excludes 0, Holm does not; `within "
+             f"±{r:g}` = the Holm CI lies inside ±{r:g} points (the same adjusted level as `differs`); `not resolved` "
+             f"= neither. Of {len(fam)} comparisons {n_raw} have a raw CI excluding 0 (about "
+             f"{ALPHA * len(fam):.0f} expected by chance alone), {n_bh} survive Benjamini–Hochberg at 5% FDR, "
+             f"{n_holm} survive Holm."]  # fmt: skip
+    shown = set(an.varying(a.rows, a.coords)) | {"model_label", "padding", "pool"}
+    labels = {m.key: m.label for m in a.metrics}
+    for axis in dict.fromkeys(c.axis for c in fam):
+        for metric in dict.fromkeys(c.metric for c in fam if c.axis == axis):
+            body = []
+            for x in (c for c in fam if c.axis == axis and c.metric == metric):
                 d = x.comp.diff
                 size = "same" if x.size_a == x.size_b else f"{_size(*x.size_a)} vs {_size(*x.size_b)}"
                 ci = "–" if math.isnan(d.ci95) else f"[{d.low * 100:+.2f}, {d.high * 100:+.2f}]"
-                holm_yes = "yes" if x.holm_p < ALPHA else "no"
-                lines.append(f"| {context} | {x.comp.a} | {x.comp.b} | {size} | {d.n} | {d.mean * 100:+.2f} | {ci} | "
-                             f"{_p(x.comp.p)} | {_p(x.holm_p)} | {_p(x.bh_p)} | {holm_yes} | "
-                             f"{verdict(x.comp, x.holm_p, resolution)} |")  # fmt: skip
-    problems = [r for r in rows if r["status"] != "ok"]
+                hci = "–" if math.isnan(x.half) else f"[{x.low * 100:+.2f}, {x.high * 100:+.2f}]"
+                body.append([", ".join(v for k, v in x.context.items() if k in shown), x.comp.a, x.comp.b, size,
+                             str(d.n), f"{d.mean * 100:+.2f}", ci, hci, _p(x.comp.p), _p(x.holm_p), _p(x.bh_p),
+                             _verdict(x, a.resolution)])  # fmt: skip
+            lines += ["", f"### {axis}: {labels.get(metric, metric)} (A − B, points, paired by seed)", ""]
+            lines += _table(["context", "A", "B", "params / MACs (A vs B)", "n", "A − B", "95% CI", "Holm CI", "p",
+                             "Holm p", "BH q", "verdict"], body)  # fmt: skip
+    return lines
+
+
+def _verdict(x: an.Row, resolution: float) -> str:
+    if x.comp.diff.n < 2 or math.isnan(x.half):
+        return "not resolved (n < 2)"
+    if x.holm_p < ALPHA:
+        return "differs"
+    if x.comp.significant:
+        return "uncorrected only"
+    if -resolution < x.low and x.high < resolution:
+        return f"within ±{resolution * 100:g}"
+    return "not resolved"
+
+
+def render_markdown(a: Analysis, figures: list[Path] | None = None) -> str:
+    """The REPORT.md text."""
+    lines = [
+        f"# Ablation report: {a.name}",
+        "",
+        *what_ran(a),
+        *answers_section(a),
+        *reading_notes(a),
+        *cells_section(a),
+    ]
+    lines += exploratory_section(a)
+    problems = [r for r in a.rows if r["status"] != "ok"]
     if problems:
-        lines += ["", "## Runs that did not finish", "", "| run | status | reason |", "|---|---|---|"]
-        lines += [f"| {r['run_id']} | {r['status']} | {str(r.get('error') or '').splitlines()[0][:160] if r.get('error') else ''} |"
-                  for r in problems]  # fmt: skip
+        lines += ["", "## Runs that did not finish", ""]
+        lines += _table(["run", "status", "reason"], [[str(r["run_id"]), str(r["status"]),
+                        str(r.get("error") or "").splitlines()[0][:160] if r.get("error") else ""] for r in problems])  # fmt: skip
+    if figures:
+        lines += ["", "## Figures", ""] + [f"- [`{p.name}`]({p.name})" for p in figures]
     return "\n".join(lines) + "\n"
 
 
@@ -396,31 +385,30 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 def write_report(
-    out: str | Path, name: str | None = None, plots: bool = True, resolution: float = 0.005
-) -> dict[str, Path]:
-    """Write results.csv, summary.csv, REPORT.md (and PNG plots) into ``out``.
+    out: str | Path, name: str | None = None, plots: bool = True, resolution: float = 0.005,
+    questions: str | Path | None = None, fmt: str = "png", chance_margin: float = an.CHANCE_MARGIN,
+) -> dict[str, Path]:  # fmt: skip
+    """Write results.csv, summary.csv, REPORT.md (and figures in ``fmt``) into ``out``.
 
-    ``results.csv`` is rewritten only from ``results/*.json``; a folder that holds only
-    a ``results.csv`` (a committed report) is read from it and keeps it untouched.
+    ``questions`` defaults to ``out/questions.yaml`` when it exists. ``results.csv`` is rewritten
+    only from ``results/*.json``; a folder that holds only a ``results.csv`` (a committed report)
+    is read from it and keeps it untouched.
     """
     out = Path(out)
-    rows, source = load_rows(out)
-    cells = summarize_cells(rows)
-    grid_name = None
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        grid_name = json.loads((out / "grid.json").read_text())["name"]
-    name = name or grid_name or next((str(r["grid"]) for r in rows if r.get("grid")), out.name)
+    if fmt not in FORMATS:
+        raise ValueError(f"figure format {fmt!r}: valid: {', '.join(FORMATS)}")
+    qpath = Path(questions) if questions else out / "questions.yaml"
+    qs = load_questions(qpath) if questions or qpath.is_file() else None
+    a = analyse(out, name, qs, resolution, chance_margin)
     paths = {"results": out / "results.csv", "summary": out / "summary.csv", "report": out / "REPORT.md"}
-    if source == "results":
-        _write_csv(paths["results"], rows)
-    _write_csv(paths["summary"], cells)
-    _atomic_text(paths["report"], render_markdown(name, rows, cells, source, resolution))
+    if a.source == "results":
+        _write_csv(paths["results"], a.rows)
+    _write_csv(paths["summary"], a.cells)
+    figures: list[Path] = []
     if plots:
         from cnnbench.bench.plots import plot
 
-        ok = _ok(rows)
-        axes = [a for a in AXES if len({str(r[a]) for r in ok}) > 1]
-        fam = family(rows, axes, [m.key for m in METRICS if present(rows, m.key)])
-        for p in plot(rows, cells, fam, out):
-            paths[p.stem] = p
+        figures = plot(a, out, fmt)
+        paths.update({p.stem: p for p in figures})
+    _atomic_text(paths["report"], render_markdown(a, figures))
     return paths

@@ -19,8 +19,8 @@ Guarantees (each tested in ``tests/bench`` and ``tests/reliability``):
 * With ``workers`` W on C cores each cell gets ``max(1, C // W)`` CPU threads.
 
 Example:
-    >>> from cnnbench.bench.grid import GridSpec
-    >>> spec = GridSpec.load("benchmarks/grids/smoke.yaml")  # doctest: +SKIP
+    >>> from cnnbench.bench.grid import GridSpec, find_grid
+    >>> spec = GridSpec.load(find_grid("smoke"))  # doctest: +SKIP
     >>> summary = run_grid(spec, "results/smoke")  # doctest: +SKIP
 """
 

@@ -180,3 +180,81 @@ def paired(a_label: str, a: dict[int, float], b_label: str, b: dict[int, float])
     if not seeds:
         return None
     return Comparison(a_label, b_label, describe([a[s] - b[s] for s in seeds]))
+
+
+def t_critical(alpha: float, df: int) -> float:
+    """The two-sided critical value of Student's t: P(|T| ≥ t) = ``alpha`` (bisection on :func:`t_two_sided_p`).
+
+    Example:
+        >>> round(t_critical(0.05, 4), 3), round(t_critical(0.01, 4), 3)
+        (2.776, 4.604)
+    """
+    if df < 1 or not 0.0 < alpha < 1.0:
+        return math.nan
+    low, high = 0.0, 1.0
+    while t_two_sided_p(high, df) > alpha:
+        low, high = high, high * 2.0
+    for _ in range(200):
+        mid = (low + high) / 2.0
+        low, high = (mid, high) if t_two_sided_p(mid, df) > alpha else (low, mid)
+        if high - low < 1e-10 * max(1.0, high):
+            break
+    return (low + high) / 2.0
+
+
+def holm_levels(pvalues: list[float], alpha: float = 0.05) -> list[float]:
+    """The two-sided level at which each comparison's interval is drawn so that it agrees with Holm.
+
+    Sorted by p, the i-th comparison (0-based) is tested at ``alpha / (m - i)``; Holm stops at the
+    first rank f it does not reject, and every later comparison keeps that rank's level. An interval
+    at the returned level therefore excludes 0 exactly when Holm rejects, and the same interval is
+    used to call a difference practically negligible (inside ±δ): one adjusted level for both.
+    NaN p-values stay NaN and are not counted in m.
+
+    Example:
+        >>> holm_levels([0.001, 0.04, 0.03])  # 0.001 < 0.05/3 rejected; 0.03 > 0.05/2 stops: both at 0.025
+        [0.016666666666666666, 0.025, 0.025]
+    """
+    idx = sorted((i for i, p in enumerate(pvalues) if not math.isnan(p)), key=lambda i: pvalues[i])
+    m, out, stopped = len(idx), [math.nan] * len(pvalues), None
+    for rank, i in enumerate(idx):
+        if stopped is None and pvalues[i] > alpha / (m - rank):
+            stopped = rank
+        out[i] = alpha / (m - (rank if stopped is None else stopped))
+    return out
+
+
+def half_width(diff: Summary, alpha: float) -> float:
+    """Half-width of the two-sided (1 − ``alpha``) t-interval of a mean (NaN below two values)."""
+    if diff.n < 2 or math.isnan(diff.std) or math.isnan(alpha):
+        return math.nan
+    return t_critical(alpha, diff.n - 1) * diff.std / math.sqrt(diff.n)
+
+
+def seeds_to_resolve(mean: float, std: float, delta: float, alpha: float, limit: int = 100_000) -> int | None:
+    """The smallest n whose (1 − ``alpha``) interval, with this mean and SD, would resolve the difference.
+
+    Resolved means the interval excludes 0 (half-width < |mean|) or lies inside ±``delta``
+    (half-width < delta − |mean|): n is the smallest n ≥ 2 with
+    ``t_crit(alpha, n − 1) · std / √n < max(|mean|, delta − |mean|)``. None when ``std`` is unknown
+    or more than ``limit`` seeds would be needed.
+
+    Example:
+        >>> seeds_to_resolve(mean=0.0, std=1.0, delta=1.0, alpha=0.05)  # t·1/√n < 1: n = 7 (2.447/√7 = 0.92)
+        7
+    """
+    target = max(abs(mean), delta - abs(mean))
+    if math.isnan(std) or math.isnan(mean) or target <= 0:
+        return None
+    if std == 0.0:
+        return 2
+    n = 2
+    while t_critical(alpha, n - 1) * std / math.sqrt(n) >= target:
+        n = n * 2 if n < 64 else n + max(1, n // 8)
+        if n > limit:
+            return None
+    low = max(2, n // 2)  # n overshoots after doubling: search back for the smallest
+    while low < n:
+        mid = (low + n) // 2
+        low, n = (mid + 1, n) if t_critical(alpha, mid - 1) * std / math.sqrt(mid) >= target else (low, mid)
+    return n

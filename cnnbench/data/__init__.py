@@ -2,6 +2,7 @@
 
 from cnnbench.data.augment import BatchAugment
 from cnnbench.data.base import ImageDataModule
+from cnnbench.data.border import BorderMNISTDataModule
 from cnnbench.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from cnnbench.data.files import DataError
 from cnnbench.data.imagefolder import ImageFolderDataModule
@@ -13,6 +14,7 @@ from cnnbench.data.synthetic import SyntheticDataModule
 __all__ = [
     "DATA",
     "BatchAugment",
+    "BorderMNISTDataModule",
     "CIFAR10DataModule",
     "CIFAR100DataModule",
     "DataError",

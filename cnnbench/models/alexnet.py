@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from cnnbench.models.base import ImageClassifier
-from cnnbench.models.layers import GeometryError, PadSpec, make_conv, make_pool
+from cnnbench.models.layers import BackgroundFromData, GeometryError, PadSpec, first_layer_modes, make_conv, make_pool
 from cnnbench.models.registry import register_model
 
 _ALEXNET_RECIPE: dict[str, dict[str, Any]] = {
@@ -66,7 +66,8 @@ def _conv_stack(
             continue
         out, k, s, default_pad, groups = step
         pad = default_pad if padding == "default" else padding
-        layers += [make_conv(channels, out, k, s, pad, padding_mode, groups=groups), nn.ReLU(inplace=True)]
+        mode = first_layer_modes(padding_mode)[0 if conv_index == 0 else 1]  # background: the first conv only
+        layers += [make_conv(channels, out, k, s, pad, mode, groups=groups), nn.ReLU(inplace=True)]
         if conv_index in lrn_after:
             # PyTorch's LRN divides alpha by n, so n·1e-4 here is the paper's alpha = 1e-4
             layers.append(nn.LocalResponseNorm(size=5, alpha=5 * 1e-4, beta=0.75, k=2.0))
@@ -87,7 +88,7 @@ def _mlp_head(in_features: int, hidden: int, num_classes: int, dropout: float) -
     )
 
 
-class _AlexNetBase(ImageClassifier):
+class _AlexNetBase(BackgroundFromData, ImageClassifier):
     default_data: ClassVar[str] = "cifar10"
     recipe: ClassVar[dict[str, dict[str, Any]]] = _ALEXNET_RECIPE
 

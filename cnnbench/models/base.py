@@ -27,6 +27,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from cnnbench.models.layers import GeometryError, check_choice, infer_shapes
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+#: the recipe of a model that declares none (plugins): without a length, Lightning would train 1000 epochs
+DEFAULT_RECIPE: dict[str, dict[str, Any]] = {"trainer": {"max_epochs": 5}}
 SCHEDULERS = ("onecycle", "cosine", "none")
 
 
@@ -55,7 +57,7 @@ class ImageClassifier(L.LightningModule):
     #: registry name of the data module a model trains on when none is given
     default_data: ClassVar[str] = "mnist"
     #: default trainer/data settings of this model's training recipe (CLI and bench)
-    recipe: ClassVar[dict[str, dict[str, Any]]] = {}
+    recipe: ClassVar[dict[str, dict[str, Any]]] = DEFAULT_RECIPE
 
     def __init__(
         self,

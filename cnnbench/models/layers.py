@@ -15,17 +15,20 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 PadSpec = str | int
-POOL_KINDS = ("max", "avg", "min", "lp", "blur", "conv", "subsample")
+POOL_KINDS = ("max", "avg", "min", "lp", "blur", "conv", "subsample", "decimate")
 PADDINGS = ("valid", "same", "full")
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+#: ``background`` pads with the normalized value of a blank (0) pixel: see :class:`Conv2d`
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "background")
 
 
 class GeometryError(ValueError):
@@ -73,7 +76,17 @@ class Conv2d(nn.Conv2d):
     Symmetric cases use PyTorch's own padding; ``same`` with a stride or an even kernel
     pads asymmetrically at run time (as TensorFlow does), since PyTorch's
     ``padding="same"`` refuses strided convolutions. The state-dict keys are exactly those
-    of ``nn.Conv2d``, so weights move freely to and from torchvision models.
+    of ``nn.Conv2d`` (plus ``pad_value`` with ``padding_mode="background"``), so weights
+    move freely to and from torchvision models.
+
+    ``padding_mode="background"`` pads each input channel with a constant, its
+    *background*: for a model's first layer, the normalized value of a blank pixel,
+    ``(0 - mean) / std`` (-0.4242 on MNIST). Zero padding after normalization puts a grey
+    frame around every MNIST digit (0 is not the background there); background padding is
+    what padding the raw image with blank pixels before normalization would give, so a
+    blank image stays blank up to the frame. The value is set with :meth:`set_background`
+    (models do it from their data module's mean/std when fitting) and saved in the state dict;
+    until it is set (a summary before any data), the layer pads with 0.
     """
 
     def __init__(
@@ -97,14 +110,57 @@ class Conv2d(nn.Conv2d):
         self.pad_spec: PadSpec = padding
         self.dynamic_same = padding == "same" and any(si > 1 or ki % 2 == 0 for ki, si in zip(k, s))
         if padding == "valid" or self.dynamic_same:
-            native: int | tuple[int, int] = 0
+            native: tuple[int, int] = (0, 0)
         elif padding == "same":
             native = (dilation * (k[0] - 1) // 2, dilation * (k[1] - 1) // 2)
         elif padding == "full":
             native = (dilation * (k[0] - 1), dilation * (k[1] - 1))
         else:
-            native = int(padding)
-        super().__init__(in_channels, out_channels, k, s, native, dilation, groups, bias, padding_mode)  # type: ignore[arg-type]
+            native = (int(padding), int(padding))
+        self.background = padding_mode == "background"
+        # background padding is a constant pad done here (torch has no per-channel constant mode)
+        self.static_pad = (native[0], native[0], native[1], native[1])
+        torch_mode = "zeros" if self.background else padding_mode
+        super().__init__(
+            in_channels,
+            out_channels,
+            k,
+            s,
+            0 if self.background else native,
+            dilation,
+            groups,
+            bias,
+            torch_mode,  # type: ignore[arg-type]
+        )
+        self.padding_mode_name = padding_mode
+        self.background_values: list[float] | None = None
+        self._warned = False
+        if self.background:
+            self.pad_value: torch.Tensor
+            self.register_buffer("pad_value", torch.zeros(in_channels))
+
+    def set_background(self, values: float | Iterable[float]) -> None:
+        """Set the per-channel padding value of ``padding_mode="background"`` (one float: all channels).
+
+        Example:
+            >>> conv = Conv2d(1, 1, 3, padding="same", padding_mode="background")
+            >>> conv.set_background(-0.4242)
+            >>> conv.pad_value.tolist()
+            [-0.4242...]
+        """
+        if not self.background:
+            raise ValueError(f"set_background needs padding_mode='background', not {self.padding_mode_name!r}")
+        vals = [float(values)] * self.in_channels if isinstance(values, int | float) else [float(v) for v in values]
+        if len(vals) != self.in_channels:
+            raise ValueError(f"background: {len(vals)} values for {self.in_channels} input channels")
+        with torch.no_grad():
+            self.pad_value.copy_(torch.tensor(vals))
+        self.background_values = vals
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.background and prefix + "pad_value" in state_dict:
+            self.background_values = [float(v) for v in self.pad_value]
 
     def pad_amounts(self, h: int, w: int) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) padding applied to an ``h``×``w`` input."""
@@ -112,20 +168,70 @@ class Conv2d(nn.Conv2d):
             top, bottom = same_padding(h, self.kernel_size[0], self.stride[0], self.dilation[0])
             left, right = same_padding(w, self.kernel_size[1], self.stride[1], self.dilation[1])
             return top, bottom, left, right
-        ph, pw = _pair(self.padding)  # type: ignore[arg-type]
-        return ph, ph, pw, pw
+        return self.static_pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.convolve(x, self.weight)
 
     def convolve(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Convolve ``x`` with ``weight`` under this layer's padding rule."""
-        if not self.dynamic_same:
+        if not (self.dynamic_same or self.background):
             return self._conv_forward(x, weight, self.bias)
         top, bottom, left, right = self.pad_amounts(x.shape[-2], x.shape[-1])
-        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
-        x = F.pad(x, (left, right, top, bottom), mode=mode)
+        if self.background:
+            x = self._pad_background(x, (left, right, top, bottom))
+        else:
+            mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+            x = F.pad(x, (left, right, top, bottom), mode=mode)
         return F.conv2d(x, weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def _pad_background(self, x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+        values = self.background_values
+        if values is None:
+            # no data module has set it yet (a summary, a shape check): pad with 0 meanwhile
+            if self.training and torch.is_grad_enabled() and not self._warned:
+                warnings.warn(
+                    "Conv2d(padding_mode='background') trains without a background value and pads with 0: call "
+                    "set_background(-mean / std), or fit with a data module (cnnbench's models take it from it)",
+                    stacklevel=2,
+                )
+                self._warned = True
+            return F.pad(x, pads)
+        if len(set(values)) == 1:
+            return F.pad(x, pads, value=values[0])
+        shift = self.pad_value.to(x.dtype)[:, None, None]
+        return F.pad(x - shift, pads) + shift  # constant per channel, exact inside
+
+
+def first_layer_modes(padding_mode: str) -> tuple[str, str]:
+    """Padding modes of (the first conv, the later convs) for a model's ``padding_mode``.
+
+    ``background`` applies to the first layer only, the one that sees the image: later
+    layers see feature maps, where 0 (after ReLU: no response) is the usual padding.
+    """
+    return (padding_mode, "zeros") if padding_mode == "background" else (padding_mode, padding_mode)
+
+
+class BackgroundFromData:
+    """Mixin for a LightningModule: its background-padded convs take ``-mean/std`` from the
+    data module when a Trainer sets it up (``setup``), unless a value is already set."""
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(getattr(self, "trainer", None), "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "mean") and isinstance(self, nn.Module):
+            set_background_from_data(self, datamodule.mean, datamodule.std)
+        super().setup(stage)  # type: ignore[misc]
+
+
+def set_background_from_data(model: nn.Module, mean: Iterable[float], std: Iterable[float]) -> None:
+    """Give every background-padded :class:`Conv2d` of ``model`` the normalized blank pixel ``-mean/std``.
+
+    Layers whose value was already set (explicitly, or by a loaded checkpoint) keep it.
+    """
+    values = [-m / s for m, s in zip(mean, std)]
+    for module in model.modules():
+        if isinstance(module, Conv2d) and module.background and module.background_values is None:
+            module.set_background(values)
 
 
 def make_conv(
@@ -206,13 +312,34 @@ class Subsample2d(nn.AvgPool2d):
         return super().forward(x) * self.weight[:, None, None] + self.bias[:, None, None]
 
 
+class Decimate2d(nn.Module):
+    """No pooling, only the downsampling: keep one pixel per window, ``x[..., ::s, ::s]``.
+
+    The control for "does the aggregation matter or just the stride?": it keeps the
+    top-left pixel of every window a ``kernel_size``/``stride`` pool would use, so its
+    output has the pool's size (for even sizes exactly ``x[..., ::2, ::2]``).
+    """
+
+    def __init__(self, kernel_size: int, stride: int) -> None:
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size, self.stride
+        h, w = (x.shape[-2] - k) // s * s + 1, (x.shape[-1] - k) // s * s + 1
+        return x[..., :h:s, :w:s]
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
 def make_pool(kind: str, kernel_size: int, stride: int | None = None, channels: int | None = None) -> nn.Module:
     """Build a pooling layer by name.
 
     Args:
         kind: One of ``max``, ``avg``, ``min``, ``lp`` (power average, p=2), ``blur``
             (anti-aliased max), ``conv`` (learnable strided conv), ``subsample``
-            (LeCun's trainable average).
+            (LeCun's trainable average), ``decimate`` (no aggregation: stride-2 slicing).
         kernel_size: Window size.
         stride: Step; defaults to ``kernel_size``.
         channels: Number of feature maps; required by ``conv`` and ``subsample``.
@@ -227,7 +354,9 @@ def make_pool(kind: str, kernel_size: int, stride: int | None = None, channels: 
         if channels is None:
             raise ValueError(f"pool={kind!r} has parameters and needs `channels`")
         return ConvPool2d(channels, kernel_size, s) if kind == "conv" else Subsample2d(channels, kernel_size, s)
-    simple: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d, "min": MinPool2d}
+    simple: dict[str, type[nn.Module]] = {
+        "max": nn.MaxPool2d, "avg": nn.AvgPool2d, "min": MinPool2d, "decimate": Decimate2d,
+    }  # fmt: skip
     if kind in simple:
         return simple[kind](kernel_size, s)
     return PowerAvgPool2d(kernel_size, s) if kind == "lp" else BlurMaxPool2d(kernel_size, s)
@@ -256,6 +385,9 @@ def windows(module: nn.Module, h: int, w: int) -> list[Window]:
     if isinstance(module, BlurMaxPool2d):
         k, s = _pair(module.kernel_size), _pair(module.stride)
         return [Window(k, (1, 1), (1, 1), (0, 0, 0, 0)), Window((3, 3), s, (1, 1), (1, 1, 1, 1))]
+    if isinstance(module, Decimate2d):
+        k, s = _pair(module.kernel_size), _pair(module.stride)
+        return [Window(k, s, (1, 1), (0, 0, 0, 0))]
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)):
         k = _pair(module.kernel_size)  # type: ignore[arg-type]
         s = _pair(module.stride or module.kernel_size)  # type: ignore[arg-type]
@@ -263,6 +395,23 @@ def windows(module: nn.Module, h: int, w: int) -> list[Window]:
         d = _pair(getattr(module, "dilation", 1))  # type: ignore[arg-type]
         return [Window(k, s, d, (ph, ph, pw, pw))]
     return []
+
+
+def total_stride(layers: nn.Module, h: int = 32, w: int = 32) -> int:
+    """The product of the strides of every sliding window in ``layers`` (rows; 4 for LeNet-5).
+
+    A shift by a multiple of it moves the last feature map by whole pixels; smaller shifts
+    fall between its samples, which is where the pooling operator can matter.
+
+    Example:
+        >>> total_stride(nn.Sequential(nn.Conv2d(1, 6, 5), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.MaxPool2d(2)))
+        4
+    """
+    stride = 1
+    for module in layers.modules():
+        for win in windows(module, h, w):
+            stride *= win.stride[0]
+    return stride
 
 
 def out_channels(module: nn.Module, channels: int) -> int:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from cnnbench.models.base import ImageClassifier
-from cnnbench.models.layers import Conv2d, PadSpec, make_conv, make_pool
+from cnnbench.models.layers import BackgroundFromData, Conv2d, PadSpec, first_layer_modes, make_conv, make_pool
 from cnnbench.models.registry import register_model
 
 _LENET_RECIPE: dict[str, dict[str, Any]] = {
@@ -22,12 +22,35 @@ _LENET_RECIPE: dict[str, dict[str, Any]] = {
 }
 
 
+class _BackgroundPadding(BackgroundFromData):
+    """``padding_mode="background"``: the first conv pads with the data's normalized blank pixel.
+
+    The value comes from ``background`` when given, else from the data module's mean/std
+    when a Trainer sets the model up; checkpoints carry it.
+    """
+
+    def _init_background(self, features: nn.Sequential, background: float | list[float] | None) -> None:
+        if background is not None:
+            first = next((m for m in features.modules() if isinstance(m, Conv2d) and m.background), None)
+            if first is None:
+                raise ValueError("background is only used with padding_mode='background'")
+            first.set_background(background)
+
+
 @register_model("lenet5")
-class LeNet5(ImageClassifier):
+class LeNet5(_BackgroundPadding, ImageClassifier):
     """The modern LeNet-5: conv 6@5×5 → pool 2 → conv 16@5×5 → pool 2 → fc 120 → 84 → classes.
 
     ReLU activations and max pooling by default; 61,706 parameters at 32×32×1 and 10
     classes (the count usually quoted for this variant).
+
+    ``head_pool=5`` adds an adaptive average pool to 5×5 before the FC head, the size
+    valid padding gives: every padding then has the valid network's 61,706 parameters
+    (same padding otherwise has 136,586: its 8×8 map makes the first FC layer 2.2× larger),
+    so a padding comparison changes the padding, not the capacity. On the valid network
+    it is the identity. ``padding_mode="background"`` pads the first conv with the
+    normalized blank pixel instead of 0 (see :class:`~cnnbench.models.layers.Conv2d`);
+    ``background`` sets that value (default: from the data module's mean/std).
 
     Example:
         >>> LeNet5(pool="avg", padding="same")(torch.zeros(1, 1, 32, 32)).shape
@@ -45,18 +68,26 @@ class LeNet5(ImageClassifier):
         pool: str = "max",
         padding: PadSpec = "valid",
         padding_mode: str = "zeros",
+        head_pool: int | None = None,
+        background: float | list[float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        conv = {"padding": "valid" if padding == "default" else padding, "padding_mode": padding_mode}
+        if head_pool is not None and (isinstance(head_pool, bool) or not isinstance(head_pool, int) or head_pool < 1):
+            raise ValueError(f"head_pool must be a positive integer or None, got {head_pool!r}")
+        pad = "valid" if padding == "default" else padding
+        first, rest = first_layer_modes(padding_mode)
         self.features = nn.Sequential(
-            make_conv(in_channels, 6, 5, **conv),  # type: ignore[arg-type]
+            make_conv(in_channels, 6, 5, padding=pad, padding_mode=first),
             nn.ReLU(inplace=True),
             make_pool(pool, 2, channels=6),
-            make_conv(6, 16, 5, **conv),  # type: ignore[arg-type]
+            make_conv(6, 16, 5, padding=pad, padding_mode=rest),
             nn.ReLU(inplace=True),
             make_pool(pool, 2, channels=16),
         )
+        if head_pool is not None:
+            self.features.append(nn.AdaptiveAvgPool2d(head_pool))
+        self._init_background(self.features, background)
         self.classifier = nn.Sequential(
             nn.Linear(self._flat_features(self.features, "lenet5"), 120),
             nn.ReLU(inplace=True),
@@ -144,7 +175,7 @@ class RBFOutput(nn.Module):
 
 
 @register_model("lenet5_classic")
-class LeNet5Classic(ImageClassifier):
+class LeNet5Classic(_BackgroundPadding, ImageClassifier):
     """LeNet-5 as published in 1998, layer for layer.
 
     C1 conv 6@5×5 (156 params) → S2 trainable subsampling (12) → C3 partial conv with the
@@ -173,6 +204,7 @@ class LeNet5Classic(ImageClassifier):
         padding: PadSpec = "valid",
         padding_mode: str = "zeros",
         rbf_j: float = 10.0,
+        background: float | list[float] | None = None,
         optimizer: str = "adam",
         lr: float = 0.003,
         weight_decay: float = 0.0,
@@ -181,14 +213,15 @@ class LeNet5Classic(ImageClassifier):
         # the RBF penalties are sums over 84 units: Adam's scale-free steps suit them
         super().__init__(optimizer=optimizer, lr=lr, weight_decay=weight_decay, **kwargs)
         padding = "valid" if padding == "default" else padding
-        conv = {"padding": padding, "padding_mode": padding_mode}
+        first, rest = first_layer_modes(padding_mode)
+        conv = {"padding": padding, "padding_mode": rest}
         c3_table = C3_TABLE if in_channels == 1 else tuple(tuple(range(6)) for _ in range(16))
         self.features = nn.Sequential(
-            make_conv(in_channels, 6, 5, **conv),  # type: ignore[arg-type]  # C1
+            make_conv(in_channels, 6, 5, padding=padding, padding_mode=first),  # C1
             ScaledTanh(),
             make_pool(pool, 2, channels=6),  # S2
             ScaledTanh(),
-            PartialConv2d(c3_table, 6, 5, padding, padding_mode),  # C3
+            PartialConv2d(c3_table, 6, 5, padding, rest),  # C3
             ScaledTanh(),
             make_pool(pool, 2, channels=16),  # S4
             ScaledTanh(),
@@ -200,6 +233,7 @@ class LeNet5Classic(ImageClassifier):
             ScaledTanh(),
             RBFOutput(84, num_classes),
         )
+        self._init_background(self.features, background)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

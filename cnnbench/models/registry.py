@@ -5,6 +5,10 @@ Third-party packages add models through the entry-point group ``cnnbench.models`
     [project.entry-points."cnnbench.models"]
     my_net = "my_package.models:MyNet"
 
+An entry (or a class path such as ``mypkg.MyNet``) may be an :class:`ImageClassifier`
+subclass, or any ``nn.Module`` class or builder function taking ``num_classes``: the
+latter is wrapped into one with the default recipe (:mod:`cnnbench.models.plugin`).
+
 Example:
     >>> from cnnbench.models import create_model, list_models
     >>> list_models("lenet*")
@@ -15,11 +19,23 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cnnbench.registry import Registry
 
-MODELS = Registry("model", entry_point_group="cnnbench.models")
+
+def _adapt(name: str, entry: Callable[..., Any]) -> Callable[..., Any]:
+    """ImageClassifier subclasses as they are; any other class or builder wrapped into one."""
+    from cnnbench.models.base import ImageClassifier
+    from cnnbench.models.plugin import wrap_plugin
+
+    if isinstance(entry, type) and issubclass(entry, ImageClassifier):
+        return entry
+    return wrap_plugin(name, entry)
+
+
+MODELS = Registry("model", entry_point_group="cnnbench.models", adapt=_adapt)
 register_model = MODELS.register
 
 
@@ -44,10 +60,30 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> Any:
             raise ValueError(
                 f"model {name!r} has no pretrained weights; models with weights: {', '.join(with_weights) or 'none'}"
             )
+    _check_required(name, MODELS.get(name), kwargs)
     model = MODELS.create(name, **kwargs)
     if pretrained:
         model.load_pretrained()
     return model
+
+
+def _check_required(name: str, entry: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """One line naming the arguments without a default that ``kwargs`` does not give (a
+    plugin such as ``torchvision.models.ResNet`` needs ``block`` and ``layers``)."""
+    import inspect
+
+    try:
+        params = inspect.signature(entry).parameters.values()
+    except (TypeError, ValueError):
+        return
+    missing = [
+        p.name
+        for p in params
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and kwargs.get(p.name) is None
+    ]
+    if missing:
+        flags = ", ".join(f"--model.{m}" for m in missing)
+        raise ValueError(f"model {name!r} needs argument(s) {', '.join(missing)} (CLI: {flags}; grid: models[].args)")
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.bench.grid import GridError, GridSpec, expand, parse_shard, shard
+from cnnbench.bench.grid import Cell, GridError, GridSpec, expand, parse_shard, shard
 
 BASE = {"name": "g", "data": {"name": "mnist"}, "models": ["lenet5"], "pool": ["max"], "padding": ["valid"]}
 
@@ -151,12 +151,42 @@ def test_parse_shard() -> None:
 
 
 def test_shipped_grids_are_valid() -> None:
-    root = Path(__file__).resolve().parents[2] / "benchmarks" / "grids"
+    root = Path(__file__).resolve().parents[2] / "cnnbench" / "grids"
     names = {p.stem for p in root.glob("*.yaml")}
     assert {"smoke", "mnist", "cifar10", "cifar10-gpu"} <= names
     for path in root.glob("*.yaml"):
-        assert expand(GridSpec.load(path))
+        if not path.name.endswith(".questions.yaml"):
+            assert expand(GridSpec.load(path))
     mnist = GridSpec.load(root / "mnist.yaml")  # both LeNet-5s × 6 pools × 2 paddings × augment none/standard × 5 seeds
     assert len(expand(mnist)) == 240 and mnist.augment == ["none", "standard"] and len(mnist.seeds) >= 5
     cifar = GridSpec.load(root / "cifar10-gpu.yaml")  # alexnet_cifar × 6 pools × 2 paddings × 5 seeds, bf16-mixed
     assert len(expand(cifar)) == 60 and cifar.precision == ["bf16-mixed"] and len(cifar.pool) == 6
+
+
+def test_exclude_drops_exactly_the_matching_cells() -> None:
+    raw = {
+        "name": "x", "data": {"name": "mnist"},
+        "models": [{"name": "lenet5", "args": {"head_pool": 5}}, "lenet5"],
+        "pool": ["max"], "padding": ["valid", "same", "full"], "padding_mode": ["zeros", "background"],
+        "seeds": [0, 1],
+    }  # fmt: skip
+    full = expand(GridSpec.from_dict(raw))
+    exclude = [{"padding": "valid", "padding_mode": "background"}, {"model": "lenet5", "padding": "valid"}]
+    kept = expand(GridSpec.from_dict({**raw, "exclude": exclude}))
+
+    def dropped(c: Cell) -> bool:  # the same rule written out by hand
+        return (c.padding == "valid" and c.padding_mode == "background") or (
+            c.model_label == "lenet5" and c.padding == "valid"
+        )
+
+    assert [c.run_id for c in kept] == [c.run_id for c in full if not dropped(c)]
+    assert len(full) == 24 and len(kept) == 24 - 4 - 2  # 2 seeds: valid/background ×2 models, lenet5 valid/zeros
+    with pytest.raises(GridError, match="exclude.pol: not a coordinate"):
+        GridSpec.from_dict({**raw, "exclude": [{"pol": "max"}]})
+
+
+def test_questions_files_are_not_listed_as_grids() -> None:
+    from cnnbench.bench.grid import shipped_grids
+
+    names = set(shipped_grids())
+    assert "mnist-padding-study" in names and not any(n.endswith(".questions") for n in names)

@@ -78,8 +78,8 @@ def tables(report: str) -> dict[tuple[str, str, str, str], list[str]]:
     """Comparison rows by (table title, context, A, B)."""
     rows, title = {}, ""
     for line in report.splitlines():
-        if line.startswith("## "):
-            title = line[3:].split(" (A − B")[0]
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().split(" (A − B")[0]
         elif line.startswith("| ") and " (A − B" not in title and title.startswith(("pool:", "padding:")):
             cells = [c.strip() for c in line.strip("|").split("|")]
             if cells[0] != "context":
@@ -109,21 +109,29 @@ def bh_by_hand(p: dict[Any, float]) -> dict[Any, float]:
     return out
 
 
+def holm_level_by_hand(p: dict[Any, float]) -> dict[Any, float]:
+    """α/(m − i) for the i-th smallest p, held at the first rank Holm does not reject."""
+    out, stop = {}, None
+    for rank, key in enumerate(sorted(p, key=p.__getitem__)):
+        if stop is None and p[key] > 0.05 / (len(p) - rank):
+            stop = rank
+        out[key] = 0.05 / (len(p) - (rank if stop is None else stop))
+    return out
+
+
 def test_report_paired_cis_and_adjusted_verdicts_equal_hand_computation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    scipy_t = pytest.importorskip("scipy.stats").t
     out = tmp_path / "grid"
     write_results(out)
     assert main(["report", str(out)]) == 0
     report = (out / "REPORT.md").read_text()
     rows = tables(report)
     assert set(rows) == set(P)  # one family of 12: 2 axes × 2 contexts × 3 metrics, reference (max, valid) as B
-    assert (
-        "one family of 12" in report
-        and report.startswith("# Ablation report: synthetic-grid")
-        and "Verdict uses Holm" in report
-    )
+    assert "one family of 12" in report and report.startswith("# Ablation report: synthetic-grid")
     holm, bh = holm_by_hand(P), bh_by_hand(P)
+    level = holm_level_by_hand(P)
     sources = {"test acc": ACC, "consistency (zero)": CONS, "edge acc": EDGE}
     for key, cells in rows.items():
         title, context, a, b = key
@@ -135,10 +143,15 @@ def test_report_paired_cis_and_adjusted_verdicts_equal_hand_computation(
         assert float(cells[5]) == pytest.approx(mean, abs=0.006), key
         low, high = (float(v) for v in cells[6].strip("[]").split(","))
         assert low == pytest.approx(mean - half, abs=0.006) and high == pytest.approx(mean + half, abs=0.006), key
-        assert float(cells[7].replace("<", "")) == pytest.approx(P[key], abs=1e-4), key
-        assert float(cells[8].replace("<", "")) == pytest.approx(holm[key], abs=1e-4), key
-        assert float(cells[9].replace("<", "")) == pytest.approx(bh[key], abs=1e-4), key
-        assert cells[10] == ("yes" if holm[key] < 0.05 else "no"), key
+        # the Holm CI: t at the comparison's Holm level (scipy's quantile as the independent reference)
+        sd = statistics.stdev([x - y for x, y in zip(data[arms[0]], data[arms[1]])]) * 100
+        h_half = scipy_t.ppf(1 - level[key] / 2, 4) * sd / math.sqrt(5)
+        if cells[7] != "–":
+            low, high = (float(v) for v in cells[7].strip("[]").split(","))
+            assert low == pytest.approx(mean - h_half, abs=0.006) and high == pytest.approx(mean + h_half, abs=0.006)
+        assert float(cells[8].replace("<", "")) == pytest.approx(P[key], abs=1e-4), key
+        assert float(cells[9].replace("<", "")) == pytest.approx(holm[key], abs=1e-4), key
+        assert float(cells[10].replace("<", "")) == pytest.approx(bh[key], abs=1e-4), key
     verdicts = {k: v[11] for k, v in rows.items()}
     assert verdicts[("pool: test acc", "lenet5, valid", "avg", "max")] == "differs"
     assert verdicts[("padding: test acc", "lenet5, max", "same", "valid")] == "uncorrected only"  # p 0.018, Holm 0.12
@@ -152,8 +165,8 @@ def test_report_paired_cis_and_adjusted_verdicts_equal_hand_computation(
     assert "lost-ink fraction 0.000000" in report and "Absent from these results" not in report
     assert "Not measured by this grid: Zhang 2019 shift consistency (circular)" in report
     assert {p.name for p in out.glob("*.png")} >= {
-        "forest_pool.png",
-        "forest_padding.png",
+        "forest_pool_test_acc.png",
+        "forest_padding_consistency_zero.png",
         "shift_consistency_zero.png",
         "shift_acc_zero.png",
     }
@@ -204,9 +217,101 @@ def test_committed_mnist_report_still_loads(tmp_path: Path) -> None:
     shutil.copytree(committed, out)
     assert main(["report", str(out), "--no-plots"]) == 0
     report = (out / "REPORT.md").read_text()
-    assert "72 runs: 72 ok" in report and "Absent from these results" in report
+    assert "72 planned; 72 ran: 72 ok" in report and "Absent from these results" in report
     # the issue's independent recomputation: classic LeNet-5, valid padding, max − avg = −0.01 [−0.56, +0.53]
     # (here as avg − max, the reference is max)
     row = tables(report)[("pool: test acc", "lenet5_classic, valid", "avg", "max")]
     assert float(row[5]) == pytest.approx(0.01, abs=0.006)
     assert row[6] == "[-0.53, +0.56]"
+
+
+def write_variant(
+    out: Path, circular_offset: dict[tuple[str, str, int], float], acc: dict[str, float] | None = None
+) -> None:
+    """The synthetic grid with a circular-fill consistency = zero fill + offset, and optionally a pool's accuracy."""
+    (out / "results").mkdir(parents=True)
+    (out / "grid.json").write_text(json.dumps({"name": "variant", "data": {"name": "mnist"}, "models": [{"name": "lenet5", "args": {}}],
+                                               "pool": ["max", "avg"], "padding": ["valid", "same"], "seeds": SEEDS}))  # fmt: skip
+    for (pool, padding), _ in ACC.items():
+        for seed in SEEDS:
+            r = result(pool, padding, seed)
+            zero = r["robustness"]["shift"]["zero"]
+            off = circular_offset.get((pool, padding, seed), 0.004)
+            r["robustness"]["shift"]["circular"] = {"consistency": {k: v + off for k, v in zero["consistency"].items()},
+                                                    "acc": dict(zero["acc"])}  # fmt: skip
+            if acc and pool in acc:
+                r["test_acc"] = acc[pool] + 0.001 * seed
+            (out / "results" / f"{r['run_id']}.json").write_text(json.dumps(r))
+
+
+def test_a_fill_equal_to_zero_fill_on_every_run_is_reported_once(tmp_path: Path) -> None:
+    same = tmp_path / "same"
+    write_variant(same, {})  # circular = zero + 0.4 points everywhere: within the 1-point tolerance
+    assert main(["report", str(same)]) == 0
+    report = (same / "REPORT.md").read_text()
+    assert "**circular fill equals zero fill** within 1 point(s) on every run" in report
+    assert "largest difference 0.40 points" in report
+    assert "consistency (circular)" not in report and "Shift consistency (circular)" not in report
+    assert "one family of 12" in report  # not 16: the duplicate is not tested again
+    assert not list(same.glob("*circular*")) and (same / "shift_consistency_zero.png").exists()
+
+    differs = tmp_path / "differs"
+    write_variant(differs, {("avg", "same", 2): 0.02})  # one run 2 points apart: a different metric
+    assert main(["report", str(differs), "--no-plots"]) == 0
+    report = (differs / "REPORT.md").read_text()
+    assert "fill equals" not in report and "| consistency (circular) |" in report.replace(" | edge acc", "")
+    assert "one family of 16" in report
+
+
+def test_cells_near_chance_are_flagged_and_left_out_of_consistency_comparisons(tmp_path: Path) -> None:
+    out = tmp_path / "chance"
+    write_variant(out, {}, acc={"avg": 0.15})  # avg at 15-15.4%: within 10 points of MNIST's 10% chance
+    (out / "questions.yaml").write_text(
+        "questions:\n  - {id: c, claim: c, metric: consistency_zero, delta: 1, expect: a>b, contrasts: [{a: {pool: avg}, b: {pool: max}}]}\n"
+        "  - {id: acc, claim: a, metric: test_acc, delta: 1, expect: a<b, contrasts: [{a: {pool: avg}, b: {pool: max}}]}\n"
+    )  # fmt: skip
+    assert main(["report", str(out), "--no-plots"]) == 0
+    report = (out / "REPORT.md").read_text()
+    assert "Chance accuracy is 10%. Cells within 10 points of it are marked *near chance*" in report
+    assert "| lenet5 | avg | valid | 61,706 / 0.42M | 5/5 ⚠ near chance |" in report
+    assert "| lenet5 | max | valid | 61,706 / 0.42M | 5/5 |" in report
+    rows = tables(report)
+    assert not [k for k in rows if k[0] == "pool: consistency (zero)"]  # avg − max left out
+    assert [k for k in rows if k[0] == "pool: test acc"]  # accuracy is still compared
+    assert "left out (left out: lenet5-avg-valid-zeros-32-true-d1 is near chance accuracy)" in report
+    assert "### acc: a\n\n**supported**" in report
+    assert main(["report", str(out), "--no-plots", "--chance-margin", "2"]) == 0  # 15% is 5 points above chance
+    assert "near chance" not in (out / "REPORT.md").read_text().split("## Cells")[1]
+
+
+def test_metric_columns_of_newer_cells_are_reported_generically(tmp_path: Path) -> None:
+    """A cell's ``metrics`` block (per-stride consistency, border placement, a metric this report has never
+    heard of) becomes columns, tables and answerable question metrics; the border penalty's A − B is the
+    difference in differences, checked by hand."""
+    out = tmp_path / "newer"
+    (out / "results").mkdir(parents=True)
+    penalty = {"max": [0.050, 0.060, 0.040, 0.055, 0.045], "avg": [0.030, 0.035, 0.025, 0.040, 0.020]}
+    for pool in ("max", "avg"):
+        for seed in SEEDS:
+            r = result(pool, "valid", seed)
+            centred = 0.99 - 0.001 * seed
+            r["metrics"] = {"consistency_zero_below_stride": 0.9 + 0.01 * seed, "consistency_zero_from_stride": 0.5,
+                            "total_stride": 4, "acc_centred": centred, "acc_border": centred - penalty[pool][seed],
+                            "border_penalty": penalty[pool][seed], "acc_left": 0.9, "wobble_index": 3.5 + seed}  # fmt: skip
+            (out / "results" / f"{r['run_id']}.json").write_text(json.dumps(r))
+    (out / "questions.yaml").write_text(
+        "questions:\n  - {id: bp, claim: c, metric: border_penalty, delta: 0.5, expect: a<b, contrasts: [{a: {pool: avg}, b: {pool: max}}]}\n"
+    )  # fmt: skip
+    assert main(["report", str(out), "--no-plots"]) == 0
+    report = (out / "REPORT.md").read_text()
+    stride = report.split("## Shift consistency below and from the network's total stride")[1].split("\n## ")[0]
+    assert "| consistency_zero_below_stride | consistency_zero_from_stride |" in stride
+    assert "| lenet5 | max | valid | 92.00 ± 1.96 | 50.00 ± 0.00 |" in stride  # mean 0.92, 2.776·SD/√5
+    border = report.split("## Border placement")[1].split("\n## ")[0]
+    assert "acc_centred | acc_border | acc_left" in border and "border_penalty" not in border
+    cells = report.split("## Cells")[1].split("\n## ")[0]
+    assert "| border penalty | wobble index |" in cells and "| 5.00 ± 0.98 | 5.50 ± 1.96 |" in cells
+    assert "total_stride" not in report and "| total stride" not in report
+    mean, half = by_hand(penalty["avg"], penalty["max"])  # m = 1: the 95% interval
+    row = next(line for line in report.split("### bp")[1].splitlines() if line.startswith("| avg | max |"))
+    assert f"| {mean:+.2f} | [{mean - half:+.2f}, {mean + half:+.2f}] | 95.00% |" in row and "| a<b |" in row

@@ -65,3 +65,40 @@ def test_verdicts_say_not_resolved_for_wide_intervals() -> None:
     assert verdict(narrow, 1.0, resolution=0.005) == "within ±0.5"
     assert verdict(big, 0.01, resolution=0.005) == "differs"
     assert verdict(big, 0.2, resolution=0.005) == "uncorrected only"
+
+
+@pytest.mark.parametrize("df", [1, 2, 4, 9, 30, 200])
+@pytest.mark.parametrize("alpha", [0.05, 0.025, 0.05 / 12, 0.001])
+def test_t_critical_equals_scipy(alpha: float, df: int) -> None:
+    from cnnbench.bench.stats import t_critical
+
+    t = pytest.importorskip("scipy.stats").t
+    assert t_critical(alpha, df) == pytest.approx(t.ppf(1 - alpha / 2, df), rel=1e-6)
+
+
+def test_holm_levels_agree_with_holm_decisions() -> None:
+    from cnnbench.bench.stats import holm, holm_levels
+
+    # sorted 0.001 (α/4 = 0.0125: rejected), 0.01 (α/3 = 0.0167: rejected), 0.03 (α/2 = 0.025: stops), 0.04
+    p = [0.03, 0.001, 0.04, 0.01, math.nan]
+    levels = holm_levels(p)
+    assert levels[:4] == pytest.approx([0.025, 0.0125, 0.025, 0.05 / 3]) and math.isnan(levels[4])
+    # an interval at its level excludes 0 exactly when Holm rejects: p < level ⇔ Holm p < α
+    assert [pi < lv for pi, lv in zip(p[:4], levels[:4])] == [h < 0.05 for h in holm(p)[:4]]
+
+
+def test_seeds_to_resolve_by_hand() -> None:
+    from cnnbench.bench.stats import seeds_to_resolve
+
+    t = pytest.importorskip("scipy.stats").t
+    for mean, sd, delta, alpha in [
+        (0.0, 1.0, 1.0, 0.05),
+        (0.3, 0.4, 1.0, 0.025),
+        (1.0, 3.6, 1.0, 0.025),
+        (2.0, 1.0, 1.0, 0.01),
+    ]:
+        n = 2
+        while t.ppf(1 - alpha / 2, n - 1) * sd / math.sqrt(n) >= max(abs(mean), delta - abs(mean)):
+            n += 1
+        assert seeds_to_resolve(mean, sd, delta, alpha) == n
+    assert seeds_to_resolve(0.0, math.nan, 1.0, 0.05) is None

@@ -12,6 +12,7 @@ from cnnbench.models.layers import (
     infer_shapes,
     make_conv,
     make_pool,
+    total_stride,
 )
 
 
@@ -31,6 +32,23 @@ def test_min_pool_is_negated_max_of_negation() -> None:
 def test_pools_match_plain_torch(kind: str, reference) -> None:  # type: ignore[no-untyped-def]
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(make_pool(kind, 2)(x), reference(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("size", [8, 9, 14, 28])
+def test_decimate_is_plain_stride_two_slicing(size: int) -> None:
+    x = torch.randn(2, 3, size, size)
+    out = make_pool("decimate", 2)(x)
+    even = size - size % 2  # the pool's windows cover the even part: its output has max pooling's size
+    torch.testing.assert_close(out, x[..., :even, :even][..., ::2, ::2])
+    assert out.shape == F.max_pool2d(x, 2).shape
+
+
+def test_decimate_geometry_and_total_stride() -> None:
+    layers = torch.nn.Sequential(
+        make_conv(1, 6, 5), make_pool("decimate", 2), make_conv(6, 16, 5), make_pool("blur", 2)
+    )
+    assert infer_shapes(layers, (1, 32, 32))[-1] == (16, 5, 5)
+    assert total_stride(layers) == 4
 
 
 def test_blur_pool_is_max_then_binomial_blur() -> None:

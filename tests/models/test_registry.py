@@ -30,15 +30,17 @@ def test_create_model_drops_none_kwargs() -> None:
 
 def test_register_bare_named_and_duplicate() -> None:
     @register_model
-    def tiny_test_net(width: int = 2) -> nn.Module:
-        return nn.Linear(width, width)
+    def tiny_test_net(num_classes: int = 10, width: int = 2) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(width), nn.Linear(width, num_classes))
 
     @register_model("Tiny_Named_Net")
     class Named(nn.Module):
         pass
 
     assert "tiny_test_net" in list_models() and "tiny_named_net" in list_models()
-    assert create_model("tiny_test_net", width=3).in_features == 3
+    assert create_model("tiny_test_net", width=3).net[2].in_features == 3  # the builder's module, wrapped
+    with pytest.raises(ValueError, match="has no argument 'num_classes'"):
+        create_model("tiny_named_net")
     with pytest.raises(ValueError, match="already registered"):
 
         @register_model("tiny_test_net")
@@ -58,7 +60,10 @@ def test_entry_point_plugin_is_discovered(tmp_path: Path, monkeypatch: pytest.Mo
             class PluginNet(nn.Module):
                 def __init__(self, num_classes: int = 10) -> None:
                     super().__init__()
-                    self.fc = nn.Linear(4, num_classes)
+                    self.fc = nn.Linear(1024, num_classes)
+
+                def forward(self, x):
+                    return self.fc(x.flatten(1))
             """
         )
     )
@@ -67,7 +72,7 @@ def test_entry_point_plugin_is_discovered(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(MODELS, "_plugins_loaded", False)
     try:
         assert "plugin_net" in list_models()
-        assert create_model("plugin_net", num_classes=3).fc.out_features == 3
+        assert create_model("plugin_net", num_classes=3).net.fc.out_features == 3
     finally:
         MODELS._entries.pop("plugin_net", None)
         sys.modules.pop("cnnbench_plugin_demo", None)
