@@ -1,4 +1,4 @@
-"""Where a grid cell's time goes: fixed cost, training and evaluation, fork server vs one Python per cell.
+"""Where a grid cell's time goes: fixed cost, training and evaluation, fork server vs one Python per cell vs Ray.
 
 Runs one small grid (default: LeNet-5 × max/avg × 2 seeds = 4 cells of 2 training steps,
 one test batch, a minimal robustness pass) once per launcher, in one process, and prints
@@ -7,7 +7,9 @@ per cell and in total:
 * fixed cost: launch → first training step, plus end of evaluation → process exit;
 * training (first step → end of fit, less validation), evaluation (validation, test,
   robustness), the rest, and the cell's wall time;
-* the grid's wall time and the fork server's start-up (paid once per grid);
+* the grid's wall time and the fork server's start-up (paid once per grid; for ``ray``: the
+  first actor's creation up to its fork server being ready, and, printed apart, the start of
+  the local Ray instance, paid once per cluster);
 * the time of a bare ``python -c "import torch, lightning"`` measured in the same run
   (median of 3): the goal is a fixed cost per cell of at most half of it.
 
@@ -15,13 +17,14 @@ Without ``--data-root`` the cells read MNIST-sized files of random digits (60,00
 images, the real files' format and size) written to a temporary folder.
 
     python benchmarks/bench_grid.py
-    python benchmarks/bench_grid.py --data-root ../shared/data --launchers fork subprocess
+    python benchmarks/bench_grid.py --data-root ../shared/data --launchers fork subprocess ray
     python benchmarks/bench_grid.py --accelerator gpu --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import statistics
@@ -35,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from cnnbench.bench.grid import GridSpec
-from cnnbench.bench.runner import load_results, run_grid
+from cnnbench.bench.runner import cpu_share, load_results, run_grid
 from cnnbench.bench.timing import breakdown
 
 COLUMNS = ("start_s", "exit_s", "fixed_s", "train_s", "eval_s", "other_s", "wall_s")
@@ -75,9 +78,24 @@ def grid(root: Path, steps: int, accelerator: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run_launcher(spec: GridSpec, out: Path, launcher: str, workers: int) -> dict[str, Any]:
+def start_ray(cpus: int) -> float:
+    """Start a local Ray instance with ``cpus`` CPUs; its start-up seconds."""
+    import ray
+
     started = time.perf_counter()
-    outcome = run_grid(spec, out, workers=workers, wandb=False, launcher=launcher, log=io.StringIO())
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    return time.perf_counter() - started
+
+
+def run_launcher(spec: GridSpec, out: Path, launcher: str, workers: int) -> dict[str, Any]:
+    options = None
+    if launcher == "ray":
+        from cnnbench.bench.ray_launcher import RayOptions
+
+        # the same CPU threads per cell as the fork launcher's, and the same number of cells at once
+        options = RayOptions(cpus_per_cell=cpu_share(workers))
+    started = time.perf_counter()
+    outcome = run_grid(spec, out, workers=workers, wandb=False, launcher=launcher, log=io.StringIO(), ray=options)
     wall = time.perf_counter() - started
     cells = {r["run_id"]: breakdown(r) for r in load_results(out)}
     bad = [r["run_id"] for r in load_results(out) if r["status"] != "ok"]
@@ -94,14 +112,18 @@ def print_table(name: str, measured: dict[str, Any]) -> None:
     means = {c: statistics.mean(r[c] for r in cells) for c in COLUMNS}
     print(f"{name:<11}{'mean of ' + str(len(cells)) + ' cells':<44}" + "".join(f"{means[c]:8.2f}" for c in COLUMNS))
     server = measured["server_ready_s"]
-    extra = f", fork server ready after {server:.2f} s (once per grid)" if server is not None else ""
+    what = "first Ray actor's fork server" if name == "ray" else "fork server"
+    extra = f", {what} ready after {server:.2f} s (once per grid)" if server is not None else ""
     print(f"{name:<11}grid wall {measured['wall_s']:.2f} s{extra}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-root", help="folder holding MNIST/raw (default: MNIST-sized random files)")
-    parser.add_argument("--launchers", nargs="+", default=["fork", "subprocess"], choices=["fork", "subprocess"])
+    parser.add_argument(
+        "--launchers", nargs="+", choices=["fork", "subprocess", "ray"],
+        default=["fork", "subprocess", *(["ray"] if importlib.util.find_spec("ray") else [])],
+    )  # fmt: skip
     parser.add_argument("--steps", type=int, default=2, help="training steps per cell")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
@@ -112,8 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(args.data_root) if args.data_root else write_mnist_sized_files(Path(tmp) / "data")
         spec = GridSpec.from_dict(grid(root, args.steps, args.accelerator))
         imports = bare_import_seconds(args.import_rounds)
+        ray_start = start_ray(cpu_share(1)) if "ray" in args.launchers else None
         measured = {name: run_launcher(spec, Path(tmp) / name, name, args.workers) for name in args.launchers}
+        if ray_start is not None:
+            import ray
+
+            ray.shutdown()
     bare = statistics.median(imports)
+    if ray_start is not None:
+        print(f"local Ray instance started in {ray_start:.2f} s (once per cluster, not per grid)")
     print(f"4 cells of {args.steps} steps, workers {args.workers}, accelerator {args.accelerator}, data {root}\n")
     for name, m in measured.items():
         print_table(name, m)

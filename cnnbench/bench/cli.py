@@ -34,13 +34,27 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument("--list", action="store_true", help="list the grids shipped with cnnbench and exit")
     parser.add_argument("--out", required=False, help="output folder (default: results/<grid name>)")
     parser.add_argument(
-        "--workers", type=int, default=1, help="runs at once, each in its own process with cores/workers CPU threads"
-    )
-    parser.add_argument(
-        "--launcher", choices=("fork", "subprocess"), default="fork",
-        help="fork: cells forked from one process that imported torch and read the data once (default); "
-        "subprocess: a fresh Python per cell. Multi-device cells always run as subprocesses",
+        "--workers", type=int, default=None,
+        help="runs at once, each in its own process with cores/workers CPU threads (default 1; "
+        "with --launcher ray: as many as the cluster holds)",
     )  # fmt: skip
+    parser.add_argument(
+        "--launcher", choices=("fork", "subprocess", "ray"), default="fork",
+        help="fork: cells forked from one process that imported torch and read the data once (default); "
+        "subprocess: a fresh Python per cell. Multi-device cells always run as subprocesses; "
+        'ray: every cell on a Ray cluster, results written here (pip install "cnnbench[ray]")',
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray-address", default=None,
+        help="with --launcher ray: auto or HOST:PORT of a running cluster (default: start a local Ray instance)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--retries", type=int, default=2, help="with --launcher ray: reruns of a cell whose worker died"
+    )
+    parser.add_argument("--cpus-per-cell", type=float, default=None, help="with --launcher ray: CPUs per cell")
+    parser.add_argument(
+        "--gpus-per-cell", type=float, default=None, help="with --launcher ray: GPUs per cell (0.25: 4 share one)"
+    )
     parser.add_argument("--shard", default="0/1", help="run only slice i of n (i/n), e.g. for a SLURM job array")
     parser.add_argument("--retry-failed", action="store_true", help="run again the runs that failed")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
@@ -81,10 +95,16 @@ def bench_main(argv: list[str]) -> int:
     from cnnbench.bench.report import write_report
     from cnnbench.bench.runner import run_grid
 
+    ray = None
+    if args.launcher == "ray":
+        from cnnbench.bench.ray_launcher import RayOptions, import_ray
+
+        import_ray()  # before anything else: one line saying how to install it
+        ray = RayOptions(args.ray_address, args.retries, args.cpus_per_cell, args.gpus_per_cell)
     outcome = run_grid(
-        spec, out, workers=args.workers, shard_index=index, shard_count=count, retry_failed=args.retry_failed,
-        wandb=not args.no_wandb, keep_checkpoints=args.keep_checkpoints, timeout=args.timeout, only=only or None,
-        launcher=args.launcher,
+        spec, out, workers=args.workers if args.workers is not None else (0 if ray else 1), shard_index=index,
+        shard_count=count, retry_failed=args.retry_failed, wandb=not args.no_wandb, keep_checkpoints=args.keep_checkpoints,
+        timeout=args.timeout, only=only or None, launcher=args.launcher, ray=ray,
     )  # fmt: skip
     counts: dict[str, int] = {}
     for status in outcome.statuses.values():

@@ -49,6 +49,7 @@ TOP_KEYS = (
     "trainer",
     "robustness",
     "exclude",
+    "resources",
 )
 #: the coordinates an ``exclude:`` entry may name (``model`` is a model's label: its name when it has no args)
 EXCLUDE_KEYS = ("model", "pool", "padding", "padding_mode", "precision", "devices", "augment", "seed")
@@ -222,6 +223,8 @@ class GridSpec:
     robustness: dict[str, Any] = field(default_factory=lambda: dict(ROBUSTNESS_DEFAULTS))
     augment: list[str] = field(default_factory=lambda: [DEFAULT_AUGMENT])
     description: str = ""
+    #: per-cell cluster resources (``--launcher ray``): see :mod:`cnnbench.bench.resources`
+    resources: dict[str, float] = field(default_factory=dict)
     source: str = "<dict>"
     exclude: list[dict[str, Any]] = field(default_factory=list)
 
@@ -388,14 +391,25 @@ class GridSpec:
             padding_mode=axis("padding_mode", ["zeros"], PADDING_MODES), precision=axis("precision", ["32-true"], PRECISIONS),
             devices=axis("devices", [1], kind=int), seeds=axis("seeds", [0], kind=int), trainer=dict(trainer),
             robustness=robustness, augment=augment, description=str(raw.get("description", "")), source=source,
-            exclude=exclude,
+            exclude=exclude, resources=_resources(raw.get("resources"), source),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["models"] = [{"name": m.name, "args": m.args} for m in self.models]
         out.pop("source")
+        if not out["resources"]:
+            out.pop("resources")  # grids without the block keep their grid.json as before
         return out
+
+
+def _resources(raw: Any, source: str) -> dict[str, float]:
+    from cnnbench.bench.resources import parse_resources
+
+    try:
+        return parse_resources(raw, source)
+    except ValueError as err:
+        raise GridError(str(err)) from None
 
 
 def _exclusions(entries: Any, fail: Any) -> list[dict[str, Any]]:

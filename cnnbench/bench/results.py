@@ -23,10 +23,16 @@ RESULT_SUFFIX = ".json"
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write to a temporary file in the same folder, fsync, then rename into place."""
+    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True, default=str))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file in the same folder, fsync, then rename into place
+    (a reader sees the old file or the whole new one, never a part)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w") as fh:
-        json.dump(payload, fh, indent=1, sort_keys=True, default=str)
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

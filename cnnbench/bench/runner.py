@@ -40,15 +40,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnbench.bench.forkclient import ForkServer
 from cnnbench.bench.grid import Cell, GridSpec, expand, shard
 from cnnbench.bench.progress import Progress
 from cnnbench.bench.results import RESULT_SUFFIX, write_json_atomic
 
+if TYPE_CHECKING:
+    from cnnbench.bench.ray_launcher import RayOptions
+
 DONE = ("ok", "diverged", "infeasible")
-LAUNCHERS = ("fork", "subprocess")
+LAUNCHERS = ("fork", "subprocess", "ray")
 _ERROR_LINE = re.compile(r"^(?:\[rank\d+\]: )?(?:\w*(?:Error|Exception)\b.*|Fatal Python error: .*)$", re.MULTILINE)
 
 
@@ -165,6 +168,7 @@ def run_grid(
     only: dict[str, str] | None = None,
     log: Any = sys.stderr,
     launcher: str = "fork",
+    ray: RayOptions | None = None,
 ) -> GridOutcome:
     """Run the cells of this shard that have no finished result yet.
 
@@ -181,10 +185,17 @@ def run_grid(
         log: Where the progress line goes.
         launcher: ``fork`` (cells forked from one server that imported and read the data
             once) or ``subprocess`` (a fresh Python per cell). Multi-device cells always
-            run as subprocesses.
+            run as subprocesses. ``ray``: every cell on a Ray cluster (see
+            :mod:`cnnbench.bench.ray_launcher`; ``workers`` then caps the cells at once,
+            0 = as many as the cluster holds).
+        ray: Options of the ``ray`` launcher (address, retries, resources per cell).
     """
     if launcher not in LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}")
+    if launcher == "ray":
+        from cnnbench.bench.ray_launcher import import_ray
+
+        import_ray()  # fails here, in one line, when Ray is not installed
     out = Path(out)
     for sub in ("results", "logs", "locks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -212,7 +223,7 @@ def run_grid(
         server.start()
     progress = Progress(total=len(pending), workers=workers, stream=log)
     threads = cpu_share(workers)
-    if pending:
+    if pending and launcher != "ray":  # the Ray launcher says how it sized the cells itself
         progress.note(
             f"{spec.name}: {len(cells)} cells, {len(outcome.skipped)} already done, {len(pending)} to run "
             f"({max(workers, 1)} at once, {threads} CPU threads each, launcher {launcher})"
@@ -237,20 +248,10 @@ def run_grid(
 
         def launch(item: tuple[Cell, dict[str, Any] | None]) -> None:
             cell, previous = item
-            lock = out / "locks" / f"{cell.run_id}.lock"
-            if not acquire_lock(lock):
-                outcome.skipped.append(cell.run_id)
-                progress.finished(cell.run_id, "skipped", note="(another runner is running it)")
+            lock = claim(out, cell, previous, retry_failed, outcome, progress)
+            if lock is None:
                 return
             try:
-                current = read_result(out / "results" / f"{cell.run_id}{RESULT_SUFFIX}")
-                if current != previous or _settled(current, retry_failed):
-                    # another runner finished it between our first look and taking the lock
-                    outcome.skipped.append(cell.run_id)
-                    if current is not None:
-                        outcome.statuses[cell.run_id] = current["status"]
-                    progress.finished(cell.run_id, "skipped", note="(just finished by another runner)")
-                    return
                 slot = slots.get()
                 try:
                     progress.started(cell.run_id)
@@ -263,14 +264,45 @@ def run_grid(
             finally:
                 lock.unlink(missing_ok=True)
 
-        with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-            list(pool.map(launch, todo))
+        if launcher == "ray":
+            from cnnbench.bench.ray_launcher import RayOptions, run_on_ray
+
+            run_on_ray(spec, out, todo, outcome, progress, ray or RayOptions(), workers=workers, wandb=wandb, keep_checkpoints=keep_checkpoints,
+                       timeout=timeout, retry_failed=retry_failed)  # fmt: skip
+        else:
+            with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+                list(pool.map(launch, todo))
     finally:
         if server is not None:
             server.close()
             outcome.server_ready_s = server.ready_s
         progress.close()
     return outcome
+
+
+def claim(
+    out: Path, cell: Cell, previous: dict[str, Any] | None, retry_failed: bool, outcome: GridOutcome, progress: Progress
+) -> Path | None:
+    """Take the cell's lock file, unless another runner holds it or finished the cell meanwhile.
+
+    Returns the lock (the caller removes it when the cell's result is written), or None
+    (the cell is recorded as skipped).
+    """
+    lock = out / "locks" / f"{cell.run_id}.lock"
+    if not acquire_lock(lock):
+        outcome.skipped.append(cell.run_id)
+        progress.finished(cell.run_id, "skipped", note="(another runner is running it)")
+        return None
+    current = read_result(out / "results" / f"{cell.run_id}{RESULT_SUFFIX}")
+    if current != previous or _settled(current, retry_failed):
+        # another runner finished it between our first look and taking the lock
+        lock.unlink(missing_ok=True)
+        outcome.skipped.append(cell.run_id)
+        if current is not None:
+            outcome.statuses[cell.run_id] = current["status"]
+        progress.finished(cell.run_id, "skipped", note="(just finished by another runner)")
+        return None
+    return lock
 
 
 def _launch_cell(
@@ -335,16 +367,25 @@ def _complete(
     if result is not None and previous is not None and result == previous:
         result = None  # the result of an earlier attempt: this one wrote none
     text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    result = complete_result(cell, result, text, code, {**launch, "t_exit": t_exit})
+    write_json_atomic(result_path, result)
+    return result
+
+
+def complete_result(
+    cell: Cell, result: dict[str, Any] | None, log_text: str, code: int | str, launch: dict[str, Any]
+) -> dict[str, Any]:
+    """A cell's final result from what its process left: its own result (None if it wrote
+    none), its log, its exit code; ``launch`` (launcher, ``t_launch``, ``t_exit``, ...)
+    fills what the result does not say itself. A failed cell gets its log's error lines."""
     if result is None or (result["status"] not in DONE and result["status"] != "failed"):
         error = f"run process ended ({_describe(code)}) without a result"
         result = {"run_id": cell.run_id, **cell.to_dict(), "status": "failed", "error": error}
     if result["status"] == "failed":
         # every rank's errors: the rank that raised may not be the one that wrote the result
-        errors = list(dict.fromkeys(m.group(0).strip() for m in _ERROR_LINE.finditer(text)))[:20]
-        result = {**result, "log_tail": text[-6000:], "error_lines": errors}
-    result = {**launch, **result, "t_exit": t_exit}
-    write_json_atomic(result_path, result)
-    return result
+        errors = list(dict.fromkeys(m.group(0).strip() for m in _ERROR_LINE.finditer(log_text)))[:20]
+        result = {**result, "log_tail": log_text[-6000:], "error_lines": errors}
+    return {**launch, **result, "t_exit": launch.get("t_exit", time.time())}
 
 
 def _describe(code: int | str) -> str:
