@@ -14,7 +14,7 @@ budget=${2:-600}
 shift $(( $# < 2 ? $# : 2 ))
 case $module in
   stats) src=cnnbench/bench/stats.py; names='cnnbench.bench.stats.*'
-    tests="tests/bench/test_stats.py tests/bench/test_stats_pairing.py" ;;
+    tests="tests/bench/test_stats.py tests/bench/test_stats_pairing.py tests/bench/test_stats_edges.py" ;;
   robustness) src=cnnbench/bench/robustness.py; names='cnnbench.bench.robustness.*'
     tests="tests/bench/test_robustness.py" ;;
   report) src=cnnbench/bench/report.py  # the comparisons only: rendering is checked by reading it

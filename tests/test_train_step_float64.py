@@ -43,9 +43,9 @@ def test_engine_update_equals_torch_optim_in_float64_at_a_constant_lr(optimizer:
         ref_loss.backward()
         opt_ref.step()
         assert float(loss) == pytest.approx(float(ref_loss.detach()), abs=1e-6)  # the engine logs float32
-    for a, b, start in zip(ours.parameters(), ref.parameters(), start):
+    for a, b, a0 in zip(ours.parameters(), ref.parameters(), start):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
-        moved = max(moved, float((b - start).abs().max()))
+        moved = max(moved, float((b - a0).abs().max()))
     assert moved > lr  # the weights really moved: equal after real steps, not before any
     state = engine.optimizer.state[next(ours.parameters())]
     if optimizer != "sgd":  # the step counter torch.optim reads for its bias corrections
