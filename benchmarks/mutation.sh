@@ -16,7 +16,7 @@ case $module in
   stats) src=cnnbench/bench/stats.py; names='cnnbench.bench.stats.*'
     tests="tests/bench/test_stats.py tests/bench/test_stats_pairing.py tests/bench/test_stats_edges.py" ;;
   robustness) src=cnnbench/bench/robustness.py; names='cnnbench.bench.robustness.*'
-    tests="tests/bench/test_robustness.py" ;;
+    tests="tests/bench/test_robustness.py tests/bench/test_robustness_summary.py" ;;
   report) src=cnnbench/bench/report.py  # the comparisons only: rendering is checked by reading it
     names='cnnbench.bench.report.x__by_seed* cnnbench.bench.report.x_comparisons* cnnbench.bench.report.x_family*'
     tests="tests/bench/test_report.py tests/bench/test_stats_pairing.py" ;;
@@ -36,6 +36,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 work=${MUTATION_DIR:-/tmp/cnnbench-mutation}/$module
 rm -rf "$work" && mkdir -p "$work"
 cp -r "$root/cnnbench" "$root/pyproject.toml" "$work/"
+if [[ $module == report ]]; then mkdir -p "$work/benchmarks" && cp -r "$root/benchmarks/results" "$work/benchmarks/"; fi  # committed reports
+
 mkdir -p "$work/tests" && cp "$root"/tests/*.py "$work/tests/" && cp -r "$root/tests/netguard" "$work/tests/"
 for t in $tests; do f=${t%%::*}; mkdir -p "$work/$(dirname "$f")" && cp "$root/$f" "$work/$f"; done
 for d in "$root"/tests/*/; do [[ -f "$d/conftest.py" ]] && mkdir -p "$work/tests/$(basename "$d")" && cp "$d/conftest.py" "$work/tests/$(basename "$d")/"; done
