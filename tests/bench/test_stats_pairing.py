@@ -89,3 +89,11 @@ def test_report_family_adjusts_with_holm_and_bh_step_passes() -> None:
     assert [by_context[c].holm_p for c in ("zeros", "reflect", "circular")] == pytest.approx(
         [0.03, 0.03, 0.2], abs=1e-3
     )
+
+
+def test_a_pair_without_common_seeds_does_not_hide_the_other_pairs_of_its_context() -> None:
+    # max and avg share no seed; min shares both of max's: min − max is still compared
+    rows = [_row("max", 0, 0.90), _row("max", 1, 0.91), _row("avg", 2, 0.5), _row("avg", 3, 0.5)]
+    rows += [_row("min", 0, 0.80), _row("min", 1, 0.83)]
+    (row,) = comparisons(rows, "pool")
+    assert (row.comp.a, row.comp.b) == ("min", "max") and row.comp.diff.mean == pytest.approx(-0.09)
