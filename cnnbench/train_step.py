@@ -136,9 +136,12 @@ class StepEngine:
         device = self.params[0].device
         self.device = device
         self.kind = type(optimizer)
-        # hyperparameters a scheduler may change: lr, and momentum (SGD) or betas (Adam)
+        # hyperparameters a scheduler may change: lr, and momentum (SGD) or betas (Adam); float64
+        # for a float64 model (float32 would round its lr and betas by ~1e-8), float32 otherwise
+        dtype = torch.promote_types(self.params[0].dtype, torch.float32)
         self.hyper = [
-            {name: torch.zeros((), device=device) for name in self._scheduled_names()} for _ in optimizer.param_groups
+            {name: torch.zeros((), device=device, dtype=dtype) for name in self._scheduled_names()}
+            for _ in optimizer.param_groups
         ]
         self._hyper_host: list[dict[str, float]] = [{} for _ in optimizer.param_groups]
         self._init_state()
