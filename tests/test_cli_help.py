@@ -46,7 +46,9 @@ def test_fit_help_starts_with_the_models_options_and_choices(workdir: Path) -> N
     proc = run_cli("fit", "--model", "lenet5", "--help")
     assert proc.returncode == 0, proc.stderr[-2000:]
     top = "\n".join(proc.stdout.splitlines()[:40])
-    assert "--model.pool {max,avg,min,lp,blur,conv,subsample}" in top
+    from cnnbench.models.layers import POOL_KINDS  # the one list of pool kinds
+
+    assert "--model.pool {" + ",".join(POOL_KINDS) + "}" in top and "decimate" in POOL_KINDS
     assert "--model.padding {valid,same,full" in top and "--model.lr" in top and "Peak learning rate" in top
     assert "--model.scheduler {onecycle,cosine,none}" in top
     shown = run_cli("fit", "--model.help", "lenet5")  # a registry name, like --model

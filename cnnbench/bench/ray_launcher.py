@@ -192,6 +192,9 @@ def run_on_ray(
     if not todo:
         return  # everything is finished: no need to reach the cluster
     started_here = not ray.is_initialized()
+    # ray.init installs its own SIGTERM handler (sys.exit) in this process and ray.shutdown leaves it:
+    # keep the caller's handlers and put them back afterwards (a library caller, a test process)
+    callers_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     if started_here:
         _connect(ray, options.address)
     ctx = _Context(ray, spec, out, options, outcome, progress, wandb, keep_checkpoints, timeout)
@@ -215,6 +218,9 @@ def run_on_ray(
             signal.signal(signal.SIGTERM, previous_handler)
         if started_here:
             ray.shutdown()
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in callers_handlers.items():
+                signal.signal(sig, handler)
 
 
 _TERMINATED = threading.Event()

@@ -75,11 +75,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         for path in (plugins, TESTS / "reliability"):
             mp.syspath_prepend(str(path))
         mp.setattr(MODELS, "_plugins_loaded", False)
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, log_to_driver=False)
         try:
             yield {"ray": ray, "tmp": tmp, "data": tmp / "data", "address": ray.get_runtime_context().gcs_address}
         finally:
             ray.shutdown()  # stops the Ray processes ray.init started
+            for sig, handler in handlers.items():  # ray.init's SIGTERM handler would outlive it (sys.exit)
+                signal.signal(sig, handler)
             MODELS._entries.pop("crash_net", None)
             sys.modules.pop("fault_models", None)
     probes = (tmp / "network.log").read_text().splitlines() if (tmp / "network.log").exists() else []
