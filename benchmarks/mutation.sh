@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/mutation.sh MODULE [BUDGET_SECONDS] [TESTS...]
 #
-# MODULE: stats | robustness | report | augment | train_step | seeding. The run stops after
+# MODULE: stats | robustness | report | questions | augment | train_step | seeding. The run stops after
 # BUDGET_SECONDS (default 600, sized for a 2-core machine) and prints the score so far:
 # killed / (killed + survived + timeout). TESTS replaces the module's test files (e.g. to
 # measure the score with the tests of an older commit). Survivors: `cd $MUTATION_DIR/MODULE &&
@@ -17,9 +17,12 @@ case $module in
     tests="tests/bench/test_stats.py tests/bench/test_stats_pairing.py tests/bench/test_stats_edges.py" ;;
   robustness) src=cnnbench/bench/robustness.py; names='cnnbench.bench.robustness.*'
     tests="tests/bench/test_robustness.py tests/bench/test_robustness_summary.py" ;;
-  report) src=cnnbench/bench/report.py  # the comparisons only: rendering is checked by reading it
-    names='cnnbench.bench.report.x__by_seed* cnnbench.bench.report.x_comparisons* cnnbench.bench.report.x_family*'
+  report) src=cnnbench/bench/analysis.py  # the report's comparisons (pairing by seed, families); rendering is read
+    names='cnnbench.bench.analysis.x_by_seed* cnnbench.bench.analysis.x_comparisons* cnnbench.bench.analysis.x_family*'
     tests="tests/bench/test_report.py tests/bench/test_stats_pairing.py" ;;
+  questions) src=cnnbench/bench/questions.py  # per-question Holm, outcomes and verdicts
+    names='cnnbench.bench.questions.x__outcomes* cnnbench.bench.questions.x__classify* cnnbench.bench.questions.x_answer* cnnbench.bench.questions.x__verdict*'
+    tests="tests/bench/test_questions.py" ;;
   augment) src=cnnbench/data/augment.py; names='cnnbench.data.augment.*'
     tests="tests/data/test_augment_and_loader.py tests/data/test_augment_geometry.py" ;;
   train_step) src=cnnbench/train_step.py  # the update and clipping: the capture needs a GPU
@@ -29,7 +32,7 @@ case $module in
   seeding) src=cnnbench/bench/cell.py  # the seed reaching the data module and the model (slow: forked grid cells)
     names='cnnbench.bench.cell.x_build*'
     tests="tests/bench/test_seeding.py" ;;
-  *) echo "unknown module '$module'; valid: stats, robustness, report, augment, train_step, seeding" >&2; exit 2 ;;
+  *) echo "unknown module '$module'; valid: stats, robustness, report, questions, augment, train_step, seeding" >&2; exit 2 ;;
 esac
 if (( $# )); then tests="$*"; fi
 root=$(cd "$(dirname "$0")/.." && pwd)
