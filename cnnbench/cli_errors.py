@@ -43,10 +43,12 @@ def _chain(err: BaseException) -> list[BaseException]:
 
 
 def _known_types() -> tuple[type[BaseException], ...]:
+    from cnnbench._compat import UnsupportedVersionError
     from cnnbench.checkpoint import CheckpointError
     from cnnbench.data.files import DataError
 
-    return (ValueError, TypeError, DataError, CheckpointError, FileNotFoundError, argparse.ArgumentError)
+    known = (ValueError, TypeError, DataError, CheckpointError, FileNotFoundError, argparse.ArgumentError)
+    return (*known, UnsupportedVersionError)
 
 
 def report_error(command: str, err: BaseException, context: dict[str, Any] | None = None) -> int:

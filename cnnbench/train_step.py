@@ -41,6 +41,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
+from cnnbench._compat import require
+
 STEP_MODES = ("auto", "graph", "eager")
 GRAPH_PRECISIONS = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16, "bf16-true": None}
 
@@ -382,6 +384,7 @@ class CapturedStep(Callback):
     """
 
     def __init__(self, mode: str = "auto", warmup: int = 3, check_every: int = 25) -> None:
+        require("torch", "the captured training step (torch._foreach updates with tensor hyperparameters)")
         self.mode = check_step_mode(mode)
         self.warmup, self.check_every = warmup, check_every
         self.engine: StepEngine | None = None

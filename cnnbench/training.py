@@ -457,9 +457,11 @@ def trainer_extras(
     ``train_step``: ``auto`` captures each training step in a CUDA graph where that is safe
     (see :mod:`cnnbench.train_step`), ``graph`` does too and says why when it cannot,
     ``eager`` never captures."""
+    from cnnbench._compat import require
     from cnnbench.console import LayerSummary, quiet_console
     from cnnbench.train_step import CapturedStep
 
+    require("lightning", "exact resume (Lightning's private loop state) and weights_only checkpoint loading")
     quiet_console()
     csv_logger = ResumableCSVLogger(save_dir=run_dir, name=name, version=version)
     loggers: list[Logger] = [csv_logger]
