@@ -252,7 +252,7 @@ def varying(rows: list[dict[str, Any]], coords: tuple[str, ...] = COORDS) -> lis
 
 def is_fraction(metric: str) -> bool:
     """Metrics in [0, 1] (accuracies, consistencies, their differences), shown as percentage points."""
-    return any(word in metric for word in ("acc", "consistency", "penalty", "lost_ink"))
+    return any(word in metric for word in ("acc", "consistency", "penalty", "lost_ink", "_drop"))
 
 
 def per_k_columns(rows: list[dict[str, Any]]) -> list[str]:

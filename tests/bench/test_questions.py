@@ -236,3 +236,19 @@ def test_a_bad_questions_file_is_one_line(tmp_path: Path, text: str, message: st
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+
+
+def test_every_fraction_the_border_metrics_return_is_shown_and_judged_in_points() -> None:
+    # blank{b}_drop was once read as a raw fraction: a 2-point drop (0.02) passed as "inside ±0.5"
+    import torch
+
+    from cnnbench.bench.analysis import is_fraction
+    from cnnbench.bench.robustness import border_metrics
+
+    images = torch.zeros(16, 1, 8, 8, dtype=torch.uint8)
+    images[:, :, 3:5, 3:5] = 255
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    out = border_metrics(model, images, torch.zeros(16, dtype=torch.long), torch.arange(16) % 9, lambda x: x / 255)
+    scalars = {k for k, v in out.items() if isinstance(v, float)}
+    assert {"border_penalty", "blank1_drop", "blank2_drop", "acc_border_blank1"} <= scalars
+    assert all(is_fraction(k) for k in scalars), sorted(k for k in scalars if not is_fraction(k))
