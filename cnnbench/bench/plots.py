@@ -133,22 +133,26 @@ def forest(fam: list[an.Row], axis: str, metric: str, label: str, out: Path, fmt
         "" if c.size_a[0] == c.size_b[0] else f"params {_short(c.size_a[0])} vs {_short(c.size_b[0])}" for c in rows
     ]
     common = sizes[0] if len(set(sizes)) == 1 else ""  # said once in the title rather than on every row
+    # a context may lack the axis's reference (e.g. excluded cells): then each row names its own B
+    refs = {c.comp.b for c in rows}
+    ref = next(iter(refs)) if len(refs) == 1 else None
     labels = []
     for y, (c, size) in enumerate(zip(rows, sizes)):
         _bar(ax, y, c.comp.diff.mean * 100, c.half * 100, "C0" if c.holm_p < an.ALPHA else None)
         size = f"  [{size}]" if size and not common else ""
-        labels.append(f"{_where(c.context, vary)}: {c.comp.a}{size}" if vary else f"{c.comp.a}{size}")
+        arms = c.comp.a if ref else f"{c.comp.a} − {c.comp.b}"
+        labels.append(f"{_where(c.context, vary)}: {arms}{size}" if vary else f"{arms}{size}")
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.tick_params(axis="x", labelsize=8)
-    ref = rows[0].comp.b
-    ax.set_xlabel(f"{label}: A − {ref} (points)", fontsize=8)
+    ax.set_xlabel(f"{label}: A − {ref or 'B'} (points)", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    title = f"{axis}: {label}, paired differences against {ref} (exploratory)" + (f"; {common}" if common else "")
+    against = f"against {ref}" if ref else "A − B per row"
+    title = f"{axis}: {label}, paired differences {against} (exploratory)" + (f"; {common}" if common else "")
     fig.text(0.01, 0.99, title, fontsize=9, va="top", weight="bold")
     ns = [c.comp.diff.n for c in rows]
     _footer(fig, (ONE_SEED + " " if max(ns) < 2 else "") + f"Each row: mean over n = {_n_text(ns)} seeds of "
-            f"(A − {ref}) on the same seed. Bar: t-interval at its Holm level over all {len(fam)} exploratory "
+            f"(A − {ref or 'B'}) on the same seed. Bar: t-interval at its Holm level over all {len(fam)} exploratory "
             "comparisons of REPORT.md; filled: excludes 0 (Holm), hollow: not.", top=0.25)  # fmt: skip
     return _save(fig, out, f"forest_{axis}_{metric}", fmt, plt)
 
