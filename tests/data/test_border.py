@@ -40,7 +40,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def setup(root: Path, seed: int = 0, **kwargs: object) -> object:
+def make_data(root: Path, seed: int = 0, **kwargs: object) -> object:
     dm = create_data("mnist_border", root=str(root), download=False, verify=False, val_size=80, seed=seed, **kwargs)
     dm.setup()
     return dm
@@ -58,7 +58,7 @@ def reference_place(img: np.ndarray, direction: str) -> np.ndarray:
 
 
 def test_placement_matches_numpy_reference_and_loses_no_ink(root: Path) -> None:
-    dm = setup(root)
+    dm = make_data(root)
     originals, _ = blob_digits(160, 1)
     padded = np.pad(originals, ((0, 0), (2, 2), (2, 2)))  # MNIST's 28 → 32 centring
     images = dm.splits["test"][0][:, 0].numpy()
@@ -86,16 +86,16 @@ def test_strata_are_balanced_over_the_eight_directions() -> None:
 
 
 def test_test_placements_are_fixed_by_the_placement_seed(root: Path) -> None:
-    a, b = setup(root, seed=0), setup(root, seed=5)
+    a, b = make_data(root, seed=0), make_data(root, seed=5)
     assert torch.equal(a.strata["test"], b.strata["test"])
     assert torch.equal(a.splits["test"][0], b.splits["test"][0])
     assert not torch.equal(a.strata["train"], b.strata["train"])  # training placements follow the run seed
-    other = setup(root, seed=0, placement_seed=1)
+    other = make_data(root, seed=0, placement_seed=1)
     assert not torch.equal(a.strata["test"], other.strata["test"])
 
 
 def test_train_and_val_strata_follow_the_split(root: Path) -> None:
-    dm = setup(root, seed=2)
+    dm = make_data(root, seed=2)
     assert len(dm.strata["train"]) == len(dm.splits["train"][1]) == 320
     assert len(dm.strata["val"]) == len(dm.splits["val"][1]) == 80
     full = assign_strata(400, seed=2 * 7919 + 1)
