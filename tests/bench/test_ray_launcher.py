@@ -92,16 +92,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 def forkservers() -> set[int]:
     """Fork servers and their cells below this process (Ray's workers are our descendants)."""
-    from helpers import descendants
+    from helpers import forkserver_processes
 
-    found = set()
-    for pid in descendants(os.getpid()):
-        try:
-            if b"cnnbench.bench.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.add(pid)
-        except OSError:
-            pass
-    return found
+    return forkserver_processes()
 
 
 def wait_for(predicate: Any, seconds: float, what: str) -> None:

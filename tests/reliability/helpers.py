@@ -129,6 +129,18 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def forkserver_processes() -> set[int]:
+    """Our descendants that are a fork server or one of its cells (forks keep its command line)."""
+    found = set()
+    for pid in descendants(os.getpid()):
+        try:
+            if b"cnnbench.bench.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(pid)
+        except OSError:
+            pass
+    return found
+
+
 def alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from fakes import write_plugin_dist
-from helpers import alive, child_env, descendants
+from helpers import alive, child_env, descendants, forkserver_processes
 
 from cnnbench.bench.grid import GridSpec, expand
 from cnnbench.bench.runner import cpu_share, load_results, run_grid
@@ -67,18 +67,6 @@ def bench(
         [sys.executable, "-m", "cnnbench", "bench", str(path), "--out", str(out), "--no-wandb", "--no-report", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=child_env(tmp_path, **(env or {})),
     )  # fmt: skip
-
-
-def forkserver_processes() -> set[int]:
-    """Our descendants that are the fork server or one of its cells (forks keep its command line)."""
-    found = set()
-    for pid in descendants(os.getpid()):
-        try:
-            if b"cnnbench.bench.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.add(pid)
-        except OSError:
-            pass
-    return found
 
 
 def test_crashing_cells_fail_alone_with_their_errors_while_the_rest_run(
