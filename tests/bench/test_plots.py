@@ -77,3 +77,33 @@ def test_one_seed_figures_and_report_say_no_interval(tmp_path: Path, svg_text: N
     assert figures
     for p in figures:
         assert "No interval (1 seed)" in p.read_text(), p
+
+
+def test_forest_names_each_rows_reference_when_contexts_differ(tmp_path: Path, svg_text: None) -> None:
+    # padding_mode zeros has valid/same, background only same/full (valid excluded): two references
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cnnbench.bench import analysis, plots
+
+    arms = {
+        ("zeros", "valid"): 0.90,
+        ("zeros", "same"): 0.92,
+        ("background", "same"): 0.93,
+        ("background", "full"): 0.95,
+    }
+    rows = [
+        {"run_id": f"lenet5-max-{pad}-{mode}-32-true-d1-s{seed}", "model_label": "lenet5", "pool": "max",
+         "padding": pad, "padding_mode": mode, "precision": "32-true", "devices": 1, "augment": "none",
+         "seed": seed, "status": "ok", "test_acc": acc + 0.001 * seed * (pad == "same")}
+        for (mode, pad), acc in arms.items() for seed in range(3)
+    ]  # fmt: skip
+    fam = analysis.family(rows, ["padding"], ["test_acc"])
+    assert {(r.comp.a, r.comp.b) for r in fam} >= {("same", "valid"), ("full", "same")}
+    path = plots.forest(fam, "padding", "test_acc", "test accuracy", tmp_path, "svg", plt)
+    assert path is not None
+    text = path.read_text()
+    assert "same − valid" in text and "full − same" in text and "A − B per row" in text
+    assert "against valid" not in text and "against same" not in text
