@@ -43,8 +43,8 @@ def _chain(err: BaseException) -> list[BaseException]:
 
 
 def _known_types() -> tuple[type[BaseException], ...]:
-    from cnnbench._compat import UnsupportedVersionError
     from cnnbench.checkpoint import CheckpointError
+    from cnnbench.core.compat import UnsupportedVersionError
     from cnnbench.data.files import DataError
 
     known = (ValueError, TypeError, DataError, CheckpointError, FileNotFoundError, argparse.ArgumentError)

@@ -41,9 +41,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
-from cnnbench._compat import require
+from cnnbench.core.compat import require
+from cnnbench.core.vocab import STEP_MODES
 
-STEP_MODES = ("auto", "graph", "eager")
 GRAPH_PRECISIONS = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16, "bf16-true": None}
 
 

@@ -457,8 +457,8 @@ def trainer_extras(
     ``train_step``: ``auto`` captures each training step in a CUDA graph where that is safe
     (see :mod:`cnnbench.train_step`), ``graph`` does too and says why when it cannot,
     ``eager`` never captures."""
-    from cnnbench._compat import require
     from cnnbench.console import LayerSummary, quiet_console
+    from cnnbench.core.compat import require
     from cnnbench.train_step import CapturedStep
 
     require("lightning", "exact resume (Lightning's private loop state) and weights_only checkpoint loading")

@@ -13,8 +13,8 @@ from fakes import data_args
 from test_cli import FAST
 from test_cli_errors import assert_short
 
-from cnnbench._compat import MINIMUM, UnsupportedVersionError, version_tuple
 from cnnbench.cli import main
+from cnnbench.core.compat import MINIMUM, UnsupportedVersionError, version_tuple
 from cnnbench.train_step import CapturedStep
 from cnnbench.training import trainer_extras
 

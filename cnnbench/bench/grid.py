@@ -33,7 +33,8 @@ from typing import Any
 
 import yaml
 
-PRECISIONS = ("32-true", "32", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "transformer-engine")
+from cnnbench.core.vocab import PRECISIONS
+
 TOP_KEYS = (
     "name",
     "description",

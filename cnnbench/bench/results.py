@@ -13,26 +13,11 @@ Example:
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-from typing import Any
+import json  # noqa: F401  (the doctest)
+from pathlib import Path  # noqa: F401
+
+from cnnbench.core.atomic import write_json_atomic, write_text_atomic
+
+__all__ = ["RESULT_SUFFIX", "write_json_atomic", "write_text_atomic"]
 
 RESULT_SUFFIX = ".json"
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename into place."""
-    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True, default=str))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file in the same folder, fsync, then rename into place
-    (a reader sees the old file or the whole new one, never a part)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -30,12 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from cnnbench.core.choices import check_choice
+from cnnbench.core.vocab import LOADERS
 from cnnbench.data.augment import BatchAugment
 from cnnbench.data.files import DataError, default_root, network_timeout
 from cnnbench.data.loader import ModelInputLoader, TensorBatchLoader
-from cnnbench.models.layers import check_choice
-
-LOADERS = ("tensor", "torchvision")
 
 
 def check_image_size(value: Any, minimum: int = 1) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cnnbench.registry import Registry
+from cnnbench.core.registry import Registry
 
 T = TypeVar("T", bound=Callable[..., Any])
 

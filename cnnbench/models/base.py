@@ -24,12 +24,12 @@ from lightning.pytorch.utilities.model_helpers import _restricted_classmethod
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from cnnbench.models.layers import GeometryError, check_choice, infer_shapes
+from cnnbench.core.choices import check_choice
+from cnnbench.core.vocab import OPTIMIZERS, SCHEDULERS
+from cnnbench.models.layers import GeometryError, infer_shapes
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
 #: the recipe of a model that declares none (plugins): without a length, Lightning would train 1000 epochs
 DEFAULT_RECIPE: dict[str, dict[str, Any]] = {"trainer": {"max_epochs": 5}}
-SCHEDULERS = ("onecycle", "cosine", "none")
 
 
 class DivergedError(RuntimeError):

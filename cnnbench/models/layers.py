@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnbench.core.choices import check_choice
+from cnnbench.core.vocab import PADDING_MODES, PADDINGS, POOL_KINDS
+
 PadSpec = str | int
-POOL_KINDS = ("max", "avg", "min", "lp", "blur", "conv", "subsample", "decimate")
-PADDINGS = ("valid", "same", "full")
-#: ``background`` pads with the normalized value of a blank (0) pixel: see :class:`Conv2d`
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "background")
+# the vocabularies live in cnnbench.core.vocab; re-exported here, where they were first defined
 
 
 class GeometryError(ValueError):
@@ -46,14 +46,6 @@ def format_shape(shape: Iterable[int]) -> str:
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def check_choice(value: str, valid: Iterable[str], what: str) -> str:
-    """Return ``value`` if it is one of ``valid``, else raise a ValueError listing them."""
-    valid = tuple(valid)
-    if value not in valid:
-        raise ValueError(f"Unknown {what} {value!r}; valid: {', '.join(valid)}")
-    return value
 
 
 def same_padding(n: int, k: int, s: int, d: int = 1) -> tuple[int, int]:

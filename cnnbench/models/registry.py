@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cnnbench.registry import Registry
+from cnnbench.core.registry import Registry
 
 
 def _adapt(name: str, entry: Callable[..., Any]) -> Callable[..., Any]:

@@ -7,7 +7,7 @@ whose import fails is kept as *broken* with its error (``broken()``): it never h
 other entries, and asking for it by name says why in one line.
 
 Example:
-    >>> from cnnbench.registry import Registry
+    >>> from cnnbench.core.registry import Registry
     >>> shapes = Registry("shape", entry_point_group=None)
     >>> @shapes.register
     ... def square(side: int = 2) -> int:
@@ -18,12 +18,13 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
-import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar, overload
+
+from cnnbench.core.choices import did_you_mean
+from cnnbench.core.signature import accepted_kwargs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -146,8 +147,7 @@ class Registry:
         if name.lower() in self._broken:
             return f"{self.kind} {name.lower()!r} is installed but broken: {self._broken[name.lower()]}"
         names = sorted(self._entries)
-        close = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.6)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name.lower(), names, n=3)
         return f"Unknown {self.kind} {name!r}.{hint} Registered: {', '.join(names)}."
 
     def create(self, name: str, **kwargs: Any) -> Any:
@@ -168,8 +168,7 @@ class Registry:
         if not unknown:
             return
         key = unknown[0]
-        close = difflib.get_close_matches(key, sorted(accepted or ()), n=3, cutoff=0.6)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(key, accepted or (), n=3)
         raise ValueError(
             f"{self.kind} {name!r} got an unknown argument {key!r}.{hint} Valid: {', '.join(sorted(accepted or ()))}."
         )
@@ -189,30 +188,3 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._key(name) is not None
-
-
-def accepted_kwargs(fn: Callable[..., Any]) -> set[str] | None:
-    """Keyword names ``fn`` (a class or function) accepts, or None when it takes any.
-
-    A class's ``**kwargs`` is followed up its bases' ``__init__`` (as cnnbench models pass
-    theirs to ``ImageClassifier``), until one takes no ``**kwargs``.
-
-    Example:
-        >>> def square(side: int = 2) -> int:
-        ...     return side * side
-        >>> accepted_kwargs(square)
-        {'side'}
-    """
-    chain = [c.__dict__["__init__"] for c in fn.__mro__ if "__init__" in c.__dict__] if isinstance(fn, type) else [fn]
-    names: set[str] = set()
-    for init in chain:
-        try:
-            params = list(inspect.signature(init).parameters.values())
-        except (TypeError, ValueError):  # builtins without a signature
-            return None
-        if isinstance(fn, type) and params:
-            params = params[1:]  # self
-        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            return names
-    return None

@@ -12,7 +12,7 @@ naming the version it needs instead of misbehaving mid-fit.
 ``pyproject.toml`` (a test checks both).
 
 Example:
-    >>> from cnnbench._compat import require
+    >>> from cnnbench.core.compat import require
     >>> require("torch", "the captured training step")  # passes silently when torch is new enough
 """
 
