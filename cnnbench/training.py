@@ -346,13 +346,12 @@ class ResumeState(Callback):
       so those values equal an uninterrupted run's (single process: each rank has its own).
     """
 
-    #: ImageClassifier's running sums, reset by its on_train_start
-    SUMS = ("_train_correct", "_train_seen", "_loss_sum", "_loss_n")
     _sums: dict[str, Any] | None = None
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        if trainer.world_size == 1 and all(hasattr(pl_module, k) for k in self.SUMS):
-            checkpoint["running_sums"] = {k: getattr(pl_module, k) for k in self.SUMS}
+        sums = pl_module.running_sums()  # type: ignore[operator] if hasattr(pl_module, "running_sums") else None
+        if trainer.world_size == 1 and sums is not None:
+            checkpoint["running_sums"] = sums
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         self._sums = checkpoint.get("running_sums")
@@ -361,10 +360,9 @@ class ResumeState(Callback):
         self._sums = None  # a new epoch: the stored sums belong to a finished one
 
     def _put_back_sums(self, pl_module: L.LightningModule) -> None:
-        if self._sums is not None:
-            for k, v in self._sums.items():
-                setattr(pl_module, k, v.to(pl_module.device) if isinstance(v, torch.Tensor) else v)
-            self._sums = None
+        if self._sums is not None and hasattr(pl_module, "restore_running_sums"):
+            pl_module.restore_running_sums(self._sums)  # type: ignore[operator]
+        self._sums = None
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int

@@ -279,6 +279,22 @@ class ImageClassifier(L.LightningModule):
         self._loss_sum = torch.zeros((), device=self.device, dtype=torch.float32)
         self._loss_n = 0
 
+    #: the running sums of the unfinished epoch (``train/acc``) and logging window (``train/loss``)
+    RUNNING_SUMS = ("_train_correct", "_train_seen", "_loss_sum", "_loss_n")
+
+    def running_sums(self) -> dict[str, Any] | None:
+        """The running sums an exact resume must store (checkpoint key ``running_sums``), or
+        None before the first training epoch starts."""
+        if not all(hasattr(self, k) for k in self.RUNNING_SUMS):
+            return None
+        return {k: getattr(self, k) for k in self.RUNNING_SUMS}
+
+    def restore_running_sums(self, sums: dict[str, Any]) -> None:
+        """Put back sums stored by :meth:`running_sums` (moved to this model's device)."""
+        for k, v in sums.items():
+            if k in self.RUNNING_SUMS:
+                setattr(self, k, v.to(self.device) if isinstance(v, torch.Tensor) else v)
+
     #: set by :class:`cnnbench.train_step.CapturedStep` while a fit runs captured steps
     step_engine: Any = None
 
