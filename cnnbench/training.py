@@ -349,7 +349,8 @@ class ResumeState(Callback):
     _sums: dict[str, Any] | None = None
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        sums = pl_module.running_sums()  # type: ignore[operator] if hasattr(pl_module, "running_sums") else None
+        read = getattr(pl_module, "running_sums", None)
+        sums = read() if callable(read) else None
         if trainer.world_size == 1 and sums is not None:
             checkpoint["running_sums"] = sums
 
@@ -360,8 +361,9 @@ class ResumeState(Callback):
         self._sums = None  # a new epoch: the stored sums belong to a finished one
 
     def _put_back_sums(self, pl_module: L.LightningModule) -> None:
-        if self._sums is not None and hasattr(pl_module, "restore_running_sums"):
-            pl_module.restore_running_sums(self._sums)  # type: ignore[operator]
+        restore = getattr(pl_module, "restore_running_sums", None)
+        if self._sums is not None and callable(restore):
+            restore(self._sums)
         self._sums = None
 
     def on_train_batch_start(
