@@ -383,8 +383,8 @@ def _summary(args: list[str]) -> int:
         raise ValueError("--model is required, e.g. cnnbench summary --model lenet5 (see cnnbench models)")
 
     from cnnbench.cli_help import check_kwargs
-    from cnnbench.cli_lightning import input_size
     from cnnbench.data import DATA, create_data
+    from cnnbench.data.link import model_link
     from cnnbench.models import MODELS, create_model
     from cnnbench.models.summary import format_summary, summarize
 
@@ -396,7 +396,7 @@ def _summary(args: list[str]) -> int:
     if "data" in opts:
         check_kwargs(DATA.get(opts["data"]), data_kwargs, "data", opts["data"])
         dm = create_data(opts["data"], **{"download": False, **data_kwargs})
-        model_kwargs.update(num_classes=dm.num_classes, in_channels=dm.image_shape[0], input_size=input_size(dm))
+        model_kwargs.update(model_link(dm))
     model = create_model(opts["model"], **model_kwargs)
     print(f"{opts['model']} ({', '.join(f'{k}={v}' for k, v in model_kwargs.items()) or 'defaults'})")
     print(format_summary(summarize(model)))

@@ -24,8 +24,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from cnnbench.core.vocab import LINKED_ARGUMENTS
+
 #: init arguments the CLI fills in from the data set (never typed by the user)
-LINKED = ("num_classes", "in_channels", "input_size")
+LINKED = LINKED_ARGUMENTS
 
 
 #: help for arguments whose class docstring does not describe them

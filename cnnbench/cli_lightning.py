@@ -170,6 +170,7 @@ def build_cli_class() -> Any:
     """The ``LightningCLI`` subclass behind ``cnnbench fit|validate|test``."""
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+    from cnnbench.data.link import LINK
     from cnnbench.training import WandbSettings, next_version, trainer_extras
 
     class CnnbenchCLI(LightningCLI):
@@ -178,13 +179,8 @@ def build_cli_class() -> Any:
         context: dict[str, Any] = {}
 
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-            parser.link_arguments(
-                "data", "model.init_args.num_classes", compute_fn=lambda d: d.num_classes, apply_on="instantiate"
-            )
-            parser.link_arguments(
-                "data", "model.init_args.in_channels", compute_fn=lambda d: d.image_shape[0], apply_on="instantiate"
-            )
-            parser.link_arguments("data", "model.init_args.input_size", compute_fn=input_size, apply_on="instantiate")
+            for argument, compute in LINK.items():  # the model is built for the data's images
+                parser.link_arguments("data", f"model.init_args.{argument}", compute_fn=compute, apply_on="instantiate")
             parser.add_argument(
                 "--test_after_fit", type=bool, default=False, help="Test the best checkpoint on the test set after fit."
             )
@@ -310,12 +306,6 @@ def build_cli_class() -> Any:
                     lg.finish()  # type: ignore[attr-defined]
 
     return CnnbenchCLI
-
-
-def input_size(data: Any) -> int | list[int]:
-    """The model's ``input_size`` for a data module: an int for square images."""
-    _, h, w = data.image_shape
-    return int(h) if h == w else [int(h), int(w)]
 
 
 def run_lightning(args: list[str], context: dict[str, Any]) -> int:

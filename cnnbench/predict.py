@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnbench.core.images import convert_mode, image_channels
+
 if TYPE_CHECKING:
     import torch
 
@@ -88,14 +90,14 @@ def read_image(path: Path, data_state: dict[str, Any], convert: bool) -> tuple[t
             img: Image.Image = opened
             if img.width * img.height > MAX_PIXELS:
                 raise ImageInputError(f"image is too large ({img.width}×{img.height} > {MAX_PIXELS:,} pixels)")
-            has = 1 if img.mode in ("L", "1", "I", "I;16", "F", "LA") else 3
+            has = image_channels(img.mode)
             if has != channels and not convert:
                 kind = {1: "greyscale", 3: "colour"}
                 raise ImageInputError(
                     f"{kind[has]} image ({has} channel{'s' * (has > 1)}) but the model expects {kind[channels]} "
                     f"({channels} channel{'s' * (channels > 1)}); pass --convert to convert it"
                 )
-            img = img.convert("L" if channels == 1 else "RGB")
+            img = img.convert(convert_mode(channels))
             import numpy as np
 
             brightness: float | None = None

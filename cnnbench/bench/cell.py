@@ -60,20 +60,17 @@ def environment() -> dict[str, Any]:
 def build(run: dict[str, Any]) -> tuple[Any, Any]:
     """The data module and model of a run (raises GeometryError for impossible cells)."""
     from cnnbench.data import create_data
+    from cnnbench.data.link import model_link
     from cnnbench.models import create_model
 
     cell, data = run["cell"], dict(run["grid"]["data"])
     if "augment" in cell:  # the grid's augment axis; cells written before it keep the data block's
         data["augment"] = cell["augment"]
     dm = create_data(data.pop("name"), seed=cell["seed"], **data)
-    _, h, w = dm.image_shape
     knobs = {"pool": cell["pool"], "padding": cell["padding"], "padding_mode": cell["padding_mode"]}
     if knobs["padding_mode"] == "zeros" and _lacks(cell["model"], "padding_mode"):
         del knobs["padding_mode"]  # a plugin without the argument pads with zeros, as torch's convolutions do
-    model = create_model(
-        cell["model"], **cell["model_args"], **knobs,
-        num_classes=dm.num_classes, in_channels=dm.image_shape[0], input_size=h if h == w else (h, w),
-    )  # fmt: skip
+    model = create_model(cell["model"], **cell["model_args"], **knobs, **model_link(dm))
     return dm, model
 
 

@@ -8,6 +8,7 @@
 - :mod:`~cnnbench.core.atomic`: writing a file so that a reader never sees half of it.
 - :mod:`~cnnbench.core.registry`: the name → class registry behind models and data sets.
 - :mod:`~cnnbench.core.compat`: the supported version range of torch and Lightning.
+- :mod:`~cnnbench.core.images`: the one rule for greyscale vs colour images.
 
 Nothing here imports torch or Lightning at module level.
 """

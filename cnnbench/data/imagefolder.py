@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cnnbench.core.images import convert_mode, image_channels
 from cnnbench.data.augment import BatchAugment
 from cnnbench.data.base import ImageDataModule, check_image_size
 from cnnbench.data.cifar import NATURAL_IMAGE_PRESETS
@@ -59,7 +60,7 @@ def decode(path: Path, channels: int, size: tuple[int, int] | None) -> np.ndarra
 
     try:
         with Image.open(path) as raw:
-            img = raw.convert("L" if channels == 1 else "RGB")
+            img = raw.convert(convert_mode(channels))
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
@@ -117,7 +118,7 @@ class ImageFolderDataModule(ImageDataModule):
             from PIL import Image
 
             with Image.open(first[0]) as img:
-                channels = 1 if img.mode in ("L", "1", "I;16", "I") else 3
+                channels = image_channels(img.mode)
         self.channels = channels
         native = (int(probe.shape[1]), int(probe.shape[2]))
         if image_size is not None:
