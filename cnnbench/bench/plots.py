@@ -24,8 +24,8 @@ from cnnbench.bench import analysis as an
 from cnnbench.bench.stats import describe
 
 if TYPE_CHECKING:
+    from cnnbench.bench.analysis import Analysis
     from cnnbench.bench.questions import Answer
-    from cnnbench.bench.report import Analysis
 
 WIDTH = 7.0  # inches: a page's text width
 DPI = 300

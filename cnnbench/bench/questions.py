@@ -49,7 +49,9 @@ from typing import Any
 
 import yaml
 
-from cnnbench.bench.analysis import ALPHA, cell_id, is_fraction, needs_accuracy, ok
+from cnnbench.bench.family import ALPHA
+from cnnbench.bench.metrics import is_fraction, needs_accuracy
+from cnnbench.bench.rows import cell_id, ok
 from cnnbench.bench.stats import Comparison, half_width, holm_levels, paired, seeds_to_resolve
 
 EXPECT = ("a>b", "a<b", "differs")

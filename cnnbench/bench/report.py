@@ -17,15 +17,15 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cnnbench.bench import analysis as an
-from cnnbench.bench.questions import Answer, Question, answer, load_questions
+from cnnbench.bench.analysis import Analysis, analyse
+from cnnbench.bench.questions import Answer, load_questions
 from cnnbench.bench.stats import Summary, describe
+from cnnbench.core.atomic import write_text_atomic
 
 ALPHA = an.ALPHA
 FORMATS = ("png", "pdf", "svg")
@@ -35,55 +35,6 @@ PER_K_TABLES = (("consistency_zero_k", "Shift consistency (zero-fill) by largest
                 ("shift_acc_circular_k", "Accuracy under random circular shift by largest offset k"),
                 ("diag_consistency_", "LEGACY diagonal consistency by shift s (original vs (+s, +s))"),
                 ("diag_shift_acc_", "LEGACY accuracy under one (+s, +s) shift"))  # fmt: skip
-
-
-@dataclass
-class Analysis:
-    """Everything the markdown and the figures are drawn from."""
-
-    name: str
-    rows: list[dict[str, Any]]
-    source: str
-    coords: tuple[str, ...]
-    planned: list[dict[str, Any]] | None
-    cells: list[dict[str, Any]]
-    folds: list[an.Fold]
-    chance: float | None
-    low_cells: set[str]
-    metrics: list[an.Metric]
-    family: list[an.Row]
-    answers: list[Answer]
-    resolution: float
-    chance_margin: float
-    groups: dict[str, list[str]]  # extra columns shown in tables of their own (analysis.GROUPS)
-
-
-def analyse(
-    out: Path, name: str | None = None, questions: list[Question] | None = None, resolution: float = 0.005,
-    chance_margin: float = an.CHANCE_MARGIN,
-) -> Analysis:  # fmt: skip
-    """Load the folder and compute every number the report shows."""
-    rows, source = an.load_rows(out)
-    grid = an.read_grid(out)
-    coords = an.coordinates(rows, grid)
-    planned = an.planned_runs(grid)
-    cells = an.summarize_cells(rows, coords, planned)
-    folds = an.identical_metrics(rows)
-    folded = an.folded_columns(folds)
-    chance = an.chance_level(grid)
-    low = an.near_chance(cells, chance, chance_margin)
-    known = [m for m in an.METRICS if an.present(rows, m.key) and m.key not in folded]
-    extras = [k for k in an.extra_metrics(rows, coords) if k not in folded]
-    extra = [an.Metric(k, k.replace("_", " "), "recorded by the cell (no description in this version of the report)")
-             for k in extras if an.metric_group(k) is None]  # fmt: skip
-    groups = {g: [k for k in extras if an.metric_group(k) == g] for g, _, _ in an.GROUPS}
-    good = an.ok(rows)
-    axes = [a for a in an.AXES if len({str(r[a]) for r in good}) > 1]
-    fam = an.family(rows, axes, [m.key for m in known], coords, low)
-    answers = [answer(q, rows, coords, planned, low) for q in questions or []]
-    name = name or (grid or {}).get("name") or next((str(r["grid"]) for r in rows if r.get("grid")), out.name)
-    return Analysis(str(name), rows, source, coords, planned, cells, folds, chance, low, [*known, *extra], fam,
-                    answers, resolution, chance_margin, groups)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- formatting
@@ -375,13 +326,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_text(path, buffer.getvalue())
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, buffer.getvalue())
 
 
 def write_report(
@@ -410,5 +355,5 @@ def write_report(
 
         figures = plot(a, out, fmt)
         paths.update({p.stem: p for p in figures})
-    _atomic_text(paths["report"], render_markdown(a, figures))
+    write_text_atomic(paths["report"], render_markdown(a, figures))
     return paths

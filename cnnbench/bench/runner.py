@@ -45,10 +45,12 @@ from typing import TYPE_CHECKING, Any
 from cnnbench.bench.forkclient import ForkServer
 from cnnbench.bench.grid import Cell, GridSpec, expand, shard
 from cnnbench.bench.progress import Progress
-from cnnbench.bench.results import RESULT_SUFFIX, write_json_atomic
+from cnnbench.bench.results import RESULT_SUFFIX, load_results, read_result, write_json_atomic
 
 if TYPE_CHECKING:
     from cnnbench.bench.ray_launcher import RayOptions
+
+__all__ = ["GridOutcome", "cpu_share", "load_results", "read_result", "run_grid"]  # the results' readers: results.py
 
 DONE = ("ok", "diverged", "infeasible")
 LAUNCHERS = ("fork", "subprocess", "ray")
@@ -66,22 +68,6 @@ class GridOutcome:
     @property
     def failed(self) -> list[str]:
         return [k for k, v in self.statuses.items() if v == "failed"]
-
-
-def read_result(path: Path) -> dict[str, Any] | None:
-    """A finished result, or None for a missing or unreadable file."""
-    try:
-        payload = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return payload if isinstance(payload, dict) and "status" in payload else None
-
-
-def load_results(out: str | Path) -> list[dict[str, Any]]:
-    """Every complete result under ``out/results`` (temporary files are ignored)."""
-    folder = Path(out) / "results"
-    results = [read_result(p) for p in sorted(folder.glob(f"*{RESULT_SUFFIX}")) if not p.name.startswith(".")]
-    return [r for r in results if r is not None]
 
 
 def _pid_alive(pid: int) -> bool:
