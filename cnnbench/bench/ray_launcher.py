@@ -53,8 +53,8 @@ from cnnbench.bench.results import RESULT_SUFFIX, write_json_atomic, write_text_
 
 if TYPE_CHECKING:
     from cnnbench.bench.grid import Cell, GridSpec
+    from cnnbench.bench.launch import GridOutcome
     from cnnbench.bench.progress import Progress
-    from cnnbench.bench.runner import GridOutcome
 
 INSTALL_HINT = '--launcher ray needs Ray, which is not installed: pip install "cnnbench[ray]"'
 #: a run folder's files the driver copies back (checkpoints and W&B files stay on the node)
@@ -127,7 +127,7 @@ class CellWorker:
 
     def run(self, run: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         """Run one cell in this node's scratch folder; return what the driver writes."""
-        from cnnbench.bench.runner import _run_subprocess, read_result
+        from cnnbench.bench.launch import read_result, run_subprocess
 
         run_id, out = run["run_id"], self.scratch
         run = {**run, "out": str(out)}
@@ -137,7 +137,7 @@ class CellWorker:
         if self.server is not None and self.server.wait_ready():
             code = self.server.run(run_id, run, log_path, timeout=timeout, data=run["grid"]["data"])
         else:  # DDP, or a fork server that could not start: a fresh Python, as the other launchers do
-            code = _run_subprocess(run, out, log_path, {}, run["threads"], timeout)
+            code = run_subprocess(run, out, log_path, {}, run["threads"], timeout)
         folder = out / "runs" / run_id / "version_0"
         files = {
             str(p.relative_to(out)): p.read_text(errors="replace")
@@ -186,7 +186,7 @@ def run_on_ray(
     retry_failed: bool,
 ) -> None:
     """Run ``todo`` (feasible cells without a finished result) on Ray; called by ``run_grid``."""
-    from cnnbench.bench.runner import claim
+    from cnnbench.bench.launch import claim
 
     ray = import_ray()
     if not todo:
@@ -419,7 +419,7 @@ def _lost(job: _Job, error: str) -> dict[str, Any]:
 
 def _write(ctx: _Context, job: _Job, payload: dict[str, Any]) -> None:
     """Write the cell's log, run files and (last) result into the driver's folder, each atomically."""
-    from cnnbench.bench.runner import complete_result
+    from cnnbench.bench.launch import complete_result
 
     cell, out = job.cell, ctx.out
     write_text_atomic(out / "logs" / f"{cell.run_id}.log", payload["log"])

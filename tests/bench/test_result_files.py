@@ -77,7 +77,7 @@ def test_the_cell_and_the_runner_write_results_only_by_rename(tmp_path: Path, mo
     result file itself for writing: a kill at any moment leaves the old file or the new one."""
     from cnnbench.bench.cell import execute  # the module's run_cell is patched below
     from cnnbench.bench.grid import GridSpec, expand
-    from cnnbench.bench.runner import _complete
+    from cnnbench.bench.launch import _complete
 
     opened: list[tuple[str, str]] = []
     real_open = builtins.open
