@@ -78,7 +78,9 @@ class Cell:
     model_args: dict[str, Any]
     model_label: str
     pool: str = field(metadata=axis(valid=POOL_KINDS, to_model=True, reference=POOL_KINDS[0]))
-    padding: str | int = field(metadata=axis(valid=(*PADDINGS, "default"), or_int=True, to_model=True, reference=PADDINGS[0]))
+    padding: str | int = field(
+        metadata=axis(valid=(*PADDINGS, "default"), or_int=True, to_model=True, reference=PADDINGS[0])
+    )
     padding_mode: str = field(metadata=axis(default=(PADDING_MODES[0],), valid=PADDING_MODES, to_model=True))
     precision: str = field(metadata=axis(default=(PRECISIONS[0],), valid=PRECISIONS, reference=PRECISIONS[0]))
     devices: int = field(metadata=axis(default=(1,), kind=int, minimum=1, label=lambda c: f"d{c.devices}"))

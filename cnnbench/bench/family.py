@@ -54,14 +54,20 @@ class Row:
 def by_seed(
     rows: list[dict[str, Any]], metric: str, where: dict[str, str], skip: AbstractSet[str] = frozenset()
 ) -> dict[int, float]:  # type: ignore[assignment]
-    return {int(r["seed"]): float(r[metric]) for r in ok(rows)
-            if r.get(metric) is not None and cell_id(r) not in skip and all(str(r.get(k)) == v for k, v in where.items())}  # fmt: skip
+    return {
+        int(r["seed"]): float(r[metric])
+        for r in ok(rows)
+        if r.get(metric) is not None and cell_id(r) not in skip and all(str(r.get(k)) == v for k, v in where.items())
+    }
 
 
 def comparisons(
-    rows: list[dict[str, Any]], axis: str, metric: str = "test_acc", coords: tuple[str, ...] = COORDS,
+    rows: list[dict[str, Any]],
+    axis: str,
+    metric: str = "test_acc",
+    coords: tuple[str, ...] = COORDS,
     skip: AbstractSet[str] = frozenset(),
-) -> list[Row]:  # fmt: skip
+) -> list[Row]:
     """Paired comparisons between the values of ``axis``, every other coordinate equal (cells in ``skip`` left out)."""
     fixed = [c for c in coords if c != axis]
     good = ok(rows)
@@ -85,15 +91,23 @@ def comparisons(
 
 
 def family(
-    rows: list[dict[str, Any]], axes: list[str], metrics: list[str], coords: tuple[str, ...] = COORDS,
-    skip: AbstractSet[str] = frozenset(), alpha: float = ALPHA,  # type: ignore[assignment]
-) -> list[Row]:  # fmt: skip
+    rows: list[dict[str, Any]],
+    axes: list[str],
+    metrics: list[str],
+    coords: tuple[str, ...] = COORDS,
+    skip: AbstractSet[str] = frozenset(),
+    alpha: float = ALPHA,  # type: ignore[assignment]
+) -> list[Row]:
     """Every exploratory comparison, with Holm and BH adjusted p-values and Holm-consistent intervals.
 
     ``skip`` (cells near chance) is left out of the comparisons of consistency metrics only.
     """
-    out = [c for axis in axes for metric in metrics
-           for c in comparisons(rows, axis, metric, coords, skip if needs_accuracy(metric) else set())]  # fmt: skip
+    out = [
+        c
+        for axis in axes
+        for metric in metrics
+        for c in comparisons(rows, axis, metric, coords, skip if needs_accuracy(metric) else set())
+    ]
     ps = [c.comp.p for c in out]
     for c, h, q, level in zip(out, holm(ps), benjamini_hochberg(ps), holm_levels(ps, alpha)):
         c.holm_p, c.bh_p, c.level, c.half = h, q, level, half_width(c.comp.diff, level)

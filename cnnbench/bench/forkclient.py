@@ -61,8 +61,11 @@ class ForkServer:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cnnbench.bench.forkserver", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=dict(os.environ),
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=dict(os.environ),
+        )
         self._alive = True
         self._send({"op": "hello", "preload": self.preload, "wandb": self.wandb})
         self._reader = threading.Thread(target=self._read, name="forkserver-reader", daemon=True)

@@ -39,9 +39,24 @@ from cnnbench.bench.gridparse import (
 from cnnbench.core.choices import close_matches
 
 __all__ = [
-    "AXIS_NAMES", "DATA_LINKED", "DEFAULT_AUGMENT", "EXCLUDE_KEYS", "ROBUSTNESS_DEFAULTS", "ROBUSTNESS_KEYS",
-    "TOP_KEYS", "Cell", "GridError", "GridSpec", "ModelEntry", "expand", "find_grid", "grid_listing",
-    "parse_shard", "shard", "shipped_grids", "sweep_config",
+    "AXIS_NAMES",
+    "DATA_LINKED",
+    "DEFAULT_AUGMENT",
+    "EXCLUDE_KEYS",
+    "ROBUSTNESS_DEFAULTS",
+    "ROBUSTNESS_KEYS",
+    "TOP_KEYS",
+    "Cell",
+    "GridError",
+    "GridSpec",
+    "ModelEntry",
+    "expand",
+    "find_grid",
+    "grid_listing",
+    "parse_shard",
+    "shard",
+    "shipped_grids",
+    "sweep_config",
 ]
 
 #: the coordinates an ``exclude:`` entry may name (``model`` is a model's label: its name when it has no args)

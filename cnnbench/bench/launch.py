@@ -134,9 +134,14 @@ def launch_cell(
 ) -> dict[str, Any]:
     """Run one cell (forked, or as a subprocess) and complete its result file."""
     run: dict[str, Any] = {
-        "run_id": cell.run_id, "cell": cell.to_dict(), "grid": spec.to_dict(), "out": str(out),
-        "wandb": wandb, "keep_checkpoints": keep, "threads": threads,
-    }  # fmt: skip
+        "run_id": cell.run_id,
+        "cell": cell.to_dict(),
+        "grid": spec.to_dict(),
+        "out": str(out),
+        "wandb": wandb,
+        "keep_checkpoints": keep,
+        "threads": threads,
+    }
     gpus = _gpu_env(slot, cell.devices)
     log_path = out / "logs" / f"{cell.run_id}.log"
     code: int | str
@@ -161,9 +166,13 @@ def run_subprocess(
     try:
         with log_path.open("w") as log:
             proc = subprocess.run(
-                [sys.executable, "-m", "cnnbench.bench.cell", fh.name], stdout=log, stderr=subprocess.STDOUT,
-                env=env, timeout=timeout, preexec_fn=_die_with_parent,
-            )  # fmt: skip
+                [sys.executable, "-m", "cnnbench.bench.cell", fh.name],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                timeout=timeout,
+                preexec_fn=_die_with_parent,
+            )
         return proc.returncode
     except subprocess.TimeoutExpired:
         return f"timeout after {timeout:g}s"

@@ -129,9 +129,18 @@ def parse_questions(raw: Any, source: str = "<dict>") -> list[Question]:
             if a == b:
                 raise fail(f"{where}.contrasts[{j}]", "a and b select the same runs")
             contrasts.append(Contrast(a, b))
-        out.append(Question(str(name), str(q["claim"]), str(q["metric"]), float(q["delta"]), q["expect"],
-                            tuple(contrasts), _coords(q.get("where"), f"{where}.where", fail),
-                            str(q.get("conditions") or "")))  # fmt: skip
+        out.append(
+            Question(
+                str(name),
+                str(q["claim"]),
+                str(q["metric"]),
+                float(q["delta"]),
+                q["expect"],
+                tuple(contrasts),
+                _coords(q.get("where"), f"{where}.where", fail),
+                str(q.get("conditions") or ""),
+            )
+        )
     return out
 
 
@@ -200,9 +209,12 @@ def _check_columns(q: Question, rows: list[dict[str, Any]], coords: tuple[str, .
 
 
 def _outcomes(
-    q: Question, rows: list[dict[str, Any]], coords: tuple[str, ...], planned: list[dict[str, Any]] | None,
+    q: Question,
+    rows: list[dict[str, Any]],
+    coords: tuple[str, ...],
+    planned: list[dict[str, Any]] | None,
     skip: AbstractSet[str],
-) -> list[Outcome]:  # fmt: skip
+) -> list[Outcome]:
     out = []
     for c in q.contrasts:
         fixed = set(q.where) | set(c.a) | set(c.b)
@@ -240,9 +252,13 @@ def _classify(o: Outcome, delta: float) -> str:
 
 
 def answer(
-    q: Question, rows: list[dict[str, Any]], coords: tuple[str, ...], planned: list[dict[str, Any]] | None = None,
-    skip: AbstractSet[str] = frozenset(), alpha: float = ALPHA,  # type: ignore[assignment]
-) -> Answer:  # fmt: skip
+    q: Question,
+    rows: list[dict[str, Any]],
+    coords: tuple[str, ...],
+    planned: list[dict[str, Any]] | None = None,
+    skip: AbstractSet[str] = frozenset(),
+    alpha: float = ALPHA,  # type: ignore[assignment]
+) -> Answer:
     """The question's comparisons, adjusted within the question (Holm), and its one verdict."""
     _check_columns(q, rows, coords)
     outcomes = _outcomes(q, rows, coords, planned, skip)

@@ -332,9 +332,15 @@ def _settle(ctx: _Context, pool: _Pool, queue: collections.deque[_Job], ref: Any
 def _run_request(ctx: _Context, cell: Cell, threads: int, t_launch: float) -> dict[str, Any]:
     """What a cell's process needs (``out`` is set by the actor: its own node's scratch folder)."""
     return {
-        "run_id": cell.run_id, "cell": cell.to_dict(), "grid": ctx.spec.to_dict(), "wandb": ctx.wandb,
-        "keep_checkpoints": ctx.keep_checkpoints, "threads": threads, "launcher": "ray", "t_launch": t_launch,
-    }  # fmt: skip
+        "run_id": cell.run_id,
+        "cell": cell.to_dict(),
+        "grid": ctx.spec.to_dict(),
+        "wandb": ctx.wandb,
+        "keep_checkpoints": ctx.keep_checkpoints,
+        "threads": threads,
+        "launcher": "ray",
+        "t_launch": t_launch,
+    }
 
 
 def _first_line(err: BaseException) -> str:

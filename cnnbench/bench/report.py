@@ -29,12 +29,14 @@ from cnnbench.core.atomic import write_text_atomic
 
 ALPHA = an.ALPHA
 FORMATS = ("png", "pdf", "svg")
-PER_K_TABLES = (("consistency_zero_k", "Shift consistency (zero-fill) by largest offset k"),
-                ("consistency_circular_k", "Shift consistency (circular) by largest offset k"),
-                ("shift_acc_zero_k", "Accuracy under random zero-fill shift by largest offset k"),
-                ("shift_acc_circular_k", "Accuracy under random circular shift by largest offset k"),
-                ("diag_consistency_", "LEGACY diagonal consistency by shift s (original vs (+s, +s))"),
-                ("diag_shift_acc_", "LEGACY accuracy under one (+s, +s) shift"))  # fmt: skip
+PER_K_TABLES = (
+    ("consistency_zero_k", "Shift consistency (zero-fill) by largest offset k"),
+    ("consistency_circular_k", "Shift consistency (circular) by largest offset k"),
+    ("shift_acc_zero_k", "Accuracy under random zero-fill shift by largest offset k"),
+    ("shift_acc_circular_k", "Accuracy under random circular shift by largest offset k"),
+    ("diag_consistency_", "LEGACY diagonal consistency by shift s (original vs (+s, +s))"),
+    ("diag_shift_acc_", "LEGACY accuracy under one (+s, +s) shift"),
+)
 
 
 # ---------------------------------------------------------------------------------- formatting
@@ -80,9 +82,13 @@ def what_ran(a: Analysis) -> list[str]:
     missing = an.not_run(a.rows, a.planned)
     seeds = sorted({int(r["seed"]) for r in an.ok(a.rows)})
     planned = "plan unknown (no readable grid.json)" if a.planned is None else f"{len(a.planned)} planned"
-    lines = [f"{planned}; {len(a.rows)} ran: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items(), key=lambda kv: (kv[0] != "ok", kv[0])))
-             + (f"; {sum(map(len, missing.values()))} never ran" if missing else "")
-             + f"; seeds {', '.join(map(str, seeds)) or '–'}; read from `{a.source}`.", ""]  # fmt: skip
+    lines = [
+        f"{planned}; {len(a.rows)} ran: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items(), key=lambda kv: (kv[0] != "ok", kv[0])))
+        + (f"; {sum(map(len, missing.values()))} never ran" if missing else "")
+        + f"; seeds {', '.join(map(str, seeds)) or '–'}; read from `{a.source}`.",
+        "",
+    ]
     short = {
         c["cell"]: c
         for c in a.cells
@@ -109,24 +115,36 @@ def answers_section(a: Analysis) -> list[str]:
     """One block per question: claim, verdict, the adjusted comparisons, conditions."""
     if not a.answers:
         return []
-    lines = ["## Answers", "",
-             "Each question's comparisons (A − B, paired by seed) form one family, adjusted with **Holm** at α = "
-             f"{ALPHA:g} within that question only. Each interval is a t-interval at its Holm level (α/(m − i) for "
-             "the i-th smallest p, held at the first step Holm does not reject): it excludes 0 exactly when Holm "
-             "rejects, and the same interval decides practical equivalence (inside ±δ). Verdict: *supported* = every "
-             "comparison with data in the claimed direction; *refuted* = one is practically equivalent or resolved "
-             "the other way; *not resolved* = otherwise. `n to resolve` = the smallest n with "
-             "t(α/m, n − 1) · SD / √n < max(|mean|, δ − |mean|): the seeds at which that comparison's interval "
-             "would exclude 0 or fit inside ±δ if its mean and SD stayed.", ""]  # fmt: skip
+    lines = [
+        "## Answers",
+        "",
+        "Each question's comparisons (A − B, paired by seed) form one family, adjusted with **Holm** at α = "
+        f"{ALPHA:g} within that question only. Each interval is a t-interval at its Holm level (α/(m − i) for "
+        "the i-th smallest p, held at the first step Holm does not reject): it excludes 0 exactly when Holm "
+        "rejects, and the same interval decides practical equivalence (inside ±δ). Verdict: *supported* = every "
+        "comparison with data in the claimed direction; *refuted* = one is practically equivalent or resolved "
+        "the other way; *not resolved* = otherwise. `n to resolve` = the smallest n with "
+        "t(α/m, n − 1) · SD / √n < max(|mean|, δ − |mean|): the seeds at which that comparison's interval "
+        "would exclude 0 or fit inside ±δ if its mean and SD stayed.",
+        "",
+    ]
     lines += summary_table(a.answers) + [""]
     for ans in a.answers:
         q, unit = ans.question, "points" if ans.scale == 100 else ""
-        lines += [f'<a id="{q.id}"></a>', "", f"### {q.id}: {q.claim}", "",
-                  f"**{ans.verdict}**: {ans.reason}."
-                  + (f" About n = {ans.n_needed} seeds would resolve it." if ans.n_needed else ""), "",
-                  f"Metric `{q.metric}` (A − B{', ' + unit if unit else ''}), δ = {q.delta:g}, expected {q.expect}; "
-                  f"Holm over m = {ans.m}." + (f" Where: {_sel(q.where)}." if q.where else "")
-                  + (f" Conditions: {q.conditions}." if q.conditions else ""), ""]  # fmt: skip
+        lines += [
+            f'<a id="{q.id}"></a>',
+            "",
+            f"### {q.id}: {q.claim}",
+            "",
+            f"**{ans.verdict}**: {ans.reason}."
+            + (f" About n = {ans.n_needed} seeds would resolve it." if ans.n_needed else ""),
+            "",
+            f"Metric `{q.metric}` (A − B{', ' + unit if unit else ''}), δ = {q.delta:g}, expected {q.expect}; "
+            f"Holm over m = {ans.m}."
+            + (f" Where: {_sel(q.where)}." if q.where else "")
+            + (f" Conditions: {q.conditions}." if q.conditions else ""),
+            "",
+        ]
         body = []
         for o in ans.outcomes:
             d = o.comp.diff if o.comp else None
@@ -136,10 +154,24 @@ def answers_section(a: Analysis) -> list[str]:
             p = "–" if o.comp is None else _p(o.comp.p)
             nonzero = o.result == "equivalent" and (o.low > 0 or o.high < 0)  # resolved, but smaller than δ
             result = o.result + (" (≠ 0, below δ)" if nonzero else "") + (f" ({o.note})" if o.note else "")
-            body.append([_sel(o.a), _sel(o.b), _sel(o.context) or "–", _n_ok(d.n if d else 0, o.planned), mean, ci,
-                         lvl, p, result, str(o.n_needed or "–")])  # fmt: skip
-        lines += _table(["A", "B", "context", "n ok / planned", "A − B", "adjusted CI", "level", "p", "result",
-                         "n to resolve"], body) + [""]  # fmt: skip
+            body.append(
+                [
+                    _sel(o.a),
+                    _sel(o.b),
+                    _sel(o.context) or "–",
+                    _n_ok(d.n if d else 0, o.planned),
+                    mean,
+                    ci,
+                    lvl,
+                    p,
+                    result,
+                    str(o.n_needed or "–"),
+                ]
+            )
+        lines += _table(
+            ["A", "B", "context", "n ok / planned", "A − B", "adjusted CI", "level", "p", "result", "n to resolve"],
+            body,
+        ) + [""]
     return lines
 
 
@@ -172,37 +204,57 @@ def summary_table(answers: list[Answer]) -> list[str]:
 def reading_notes(a: Analysis) -> list[str]:
     good = an.ok(a.rows)
     shifts = sorted({int(k.rsplit("k", 1)[1]) for k in an.per_k_columns(a.rows) if k.startswith("consistency_")})
-    lines = ["## How to read this", "",
-             "Values are percent. A cell's value is the mean over its ok seeds ± the half-width of the 95% Student-t "
-             "interval (unpaired: for comparisons use the paired tables); `n` is ok runs / planned runs. `params / "
-             "MACs` is the size of each cell's model (MACs per image, one forward pass).", ""]  # fmt: skip
+    lines = [
+        "## How to read this",
+        "",
+        "Values are percent. A cell's value is the mean over its ok seeds ± the half-width of the 95% Student-t "
+        "interval (unpaired: for comparisons use the paired tables); `n` is ok runs / planned runs. `params / "
+        "MACs` is the size of each cell's model (MACs per image, one forward pass).",
+        "",
+    ]
     for m in a.metrics:
         meaning = m.meaning.replace("the k measured", f"k ∈ {{{', '.join(map(str, shifts))}}}") if shifts else m.meaning
         lines.append(f"- **{m.label}**: {meaning}.")
     if an.present(a.rows, "edge_lost_ink"):
         lost = max(float(r["edge_lost_ink"]) for r in good if r.get("edge_lost_ink") is not None)
         px = describe([float(r["edge_shift_px"]) for r in good if r.get("edge_shift_px") is not None]).mean
-        lines.append(f"- Edge probe: lost-ink fraction {lost:.6f} (largest over runs); content moved {px:.1f} px on average"
-                     + (" — nearly nothing moved: these images have no background, the probe says little here." if px < 1 else "."))  # fmt: skip
+        lines.append(
+            f"- Edge probe: lost-ink fraction {lost:.6f} (largest over runs); content moved {px:.1f} px on average"
+            + (
+                " — nearly nothing moved: these images have no background, the probe says little here."
+                if px < 1
+                else "."
+            )
+        )
     for f in a.folds:
-        lines.append(f"- **{f.variant} fill equals {f.into} fill** within {an.IDENTICAL_TOLERANCE * 100:g} point(s) on "
-                     f"every run and every one of its {len(f.columns)} columns (largest difference "
-                     f"{f.largest * 100:.2f} points): reported once, as {f.into} fill.")  # fmt: skip
+        lines.append(
+            f"- **{f.variant} fill equals {f.into} fill** within {an.IDENTICAL_TOLERANCE * 100:g} point(s) on "
+            f"every run and every one of its {len(f.columns)} columns (largest difference "
+            f"{f.largest * 100:.2f} points): reported once, as {f.into} fill."
+        )
     if a.chance is not None:
-        lines.append(f"- Chance accuracy is {a.chance * 100:g}%. Cells within {a.chance_margin * 100:g} points of it "
-                     f"are marked *near chance* and left out of every consistency comparison (a model that predicts "
-                     f"almost one class is trivially consistent): {len(a.low_cells)} cells here.")  # fmt: skip
+        lines.append(
+            f"- Chance accuracy is {a.chance * 100:g}%. Cells within {a.chance_margin * 100:g} points of it "
+            f"are marked *near chance* and left out of every consistency comparison (a model that predicts "
+            f"almost one class is trivially consistent): {len(a.low_cells)} cells here."
+        )
     if good and max(c["n_ok"] for c in a.cells) < 2:
         lines.append("- **No interval (1 seed)**: every cell has one ok run, so no interval or test can be computed.")
-    absent = [text for key, text in an.NEW_METRICS.items() if not any(k.startswith(key) for r in good for k in r if r[k] is not None)]  # fmt: skip
+    absent = [
+        text
+        for key, text in an.NEW_METRICS.items()
+        if not any(k.startswith(key) for r in good for k in r if r[k] is not None)
+    ]
     predate = len(absent) == len(an.NEW_METRICS)
     unrecorded = sum(1 for r in a.rows if not r.get("augment_recorded"))
     if absent:
         lead = "**Absent from these results** (they predate them)" if predate else "Not measured by this grid"
         lines += ["", f"{lead}: " + "; ".join(absent) + "."]
     if unrecorded:
-        lines.append(f"The augmentation preset was not recorded for {unrecorded} runs (written before the "
-                     f"`augment` axis); they are shown as `{a.rows[0]['augment']}`, the data set's default then.")  # fmt: skip
+        lines.append(
+            f"The augmentation preset was not recorded for {unrecorded} runs (written before the "
+            f"`augment` axis); they are shown as `{a.rows[0]['augment']}`, the data set's default then."
+        )
     return lines + [""]
 
 
@@ -223,8 +275,10 @@ def cells_section(a: Analysis) -> list[str]:
         cols = a.groups.get(group) or []
         if cols:
             head = [c.replace("model_label", "model") for c in show] + cols
-            rows = [[str(c[k]) for k in show] + [_fmt(_cell_summary(c, k), 100 if an.is_fraction(k) else 1)
-                     for k in cols] for c in a.cells]  # fmt: skip
+            rows = [
+                [str(c[k]) for k in show] + [_fmt(_cell_summary(c, k), 100 if an.is_fraction(k) else 1) for k in cols]
+                for c in a.cells
+            ]
             lines += [
                 "",
                 f"## {title}",
@@ -254,17 +308,24 @@ def exploratory_section(a: Analysis) -> list[str]:
     fam, r = a.family, a.resolution * 100
     if not fam:
         return []
-    n_holm, n_bh, n_raw = (sum(c.holm_p < ALPHA for c in fam), sum(c.bh_p < ALPHA for c in fam),
-                           sum(c.comp.significant for c in fam))  # fmt: skip
-    lines = ["", "## Exploratory comparisons", "",
-             f"Every pair of values of each axis, other coordinates equal, paired by seed: one family of {len(fam)}, "
-             "**not** the answers above (those are tested within their question). `95% CI` is uncorrected; `Holm CI` "
-             "is drawn at each comparison's Holm level (it excludes 0 exactly when Holm rejects). Verdict: `differs` "
-             f"= Holm-adjusted p < {ALPHA:g}; `uncorrected only` = the raw CI excludes 0, Holm does not; `within "
-             f"±{r:g}` = the Holm CI lies inside ±{r:g} points (the same adjusted level as `differs`); `not resolved` "
-             f"= neither. Of {len(fam)} comparisons {n_raw} have a raw CI excluding 0 (about "
-             f"{ALPHA * len(fam):.0f} expected by chance alone), {n_bh} survive Benjamini–Hochberg at 5% FDR, "
-             f"{n_holm} survive Holm."]  # fmt: skip
+    n_holm, n_bh, n_raw = (
+        sum(c.holm_p < ALPHA for c in fam),
+        sum(c.bh_p < ALPHA for c in fam),
+        sum(c.comp.significant for c in fam),
+    )
+    lines = [
+        "",
+        "## Exploratory comparisons",
+        "",
+        f"Every pair of values of each axis, other coordinates equal, paired by seed: one family of {len(fam)}, "
+        "**not** the answers above (those are tested within their question). `95% CI` is uncorrected; `Holm CI` "
+        "is drawn at each comparison's Holm level (it excludes 0 exactly when Holm rejects). Verdict: `differs` "
+        f"= Holm-adjusted p < {ALPHA:g}; `uncorrected only` = the raw CI excludes 0, Holm does not; `within "
+        f"±{r:g}` = the Holm CI lies inside ±{r:g} points (the same adjusted level as `differs`); `not resolved` "
+        f"= neither. Of {len(fam)} comparisons {n_raw} have a raw CI excluding 0 (about "
+        f"{ALPHA * len(fam):.0f} expected by chance alone), {n_bh} survive Benjamini–Hochberg at 5% FDR, "
+        f"{n_holm} survive Holm.",
+    ]
     shown = set(an.varying(a.rows, a.coords)) | {"model_label", "padding", "pool"}
     labels = {m.key: m.label for m in a.metrics}
     for axis in dict.fromkeys(c.axis for c in fam):
@@ -275,12 +336,40 @@ def exploratory_section(a: Analysis) -> list[str]:
                 size = "same" if x.size_a == x.size_b else f"{_size(*x.size_a)} vs {_size(*x.size_b)}"
                 ci = "–" if math.isnan(d.ci95) else f"[{d.low * 100:+.2f}, {d.high * 100:+.2f}]"
                 hci = "–" if math.isnan(x.half) else f"[{x.low * 100:+.2f}, {x.high * 100:+.2f}]"
-                body.append([", ".join(v for k, v in x.context.items() if k in shown), x.comp.a, x.comp.b, size,
-                             str(d.n), f"{d.mean * 100:+.2f}", ci, hci, _p(x.comp.p), _p(x.holm_p), _p(x.bh_p),
-                             _verdict(x, a.resolution)])  # fmt: skip
+                body.append(
+                    [
+                        ", ".join(v for k, v in x.context.items() if k in shown),
+                        x.comp.a,
+                        x.comp.b,
+                        size,
+                        str(d.n),
+                        f"{d.mean * 100:+.2f}",
+                        ci,
+                        hci,
+                        _p(x.comp.p),
+                        _p(x.holm_p),
+                        _p(x.bh_p),
+                        _verdict(x, a.resolution),
+                    ]
+                )
             lines += ["", f"### {axis}: {labels.get(metric, metric)} (A − B, points, paired by seed)", ""]
-            lines += _table(["context", "A", "B", "params / MACs (A vs B)", "n", "A − B", "95% CI", "Holm CI", "p",
-                             "Holm p", "BH q", "verdict"], body)  # fmt: skip
+            lines += _table(
+                [
+                    "context",
+                    "A",
+                    "B",
+                    "params / MACs (A vs B)",
+                    "n",
+                    "A − B",
+                    "95% CI",
+                    "Holm CI",
+                    "p",
+                    "Holm p",
+                    "BH q",
+                    "verdict",
+                ],
+                body,
+            )
     return lines
 
 
@@ -310,8 +399,17 @@ def render_markdown(a: Analysis, figures: list[Path] | None = None) -> str:
     problems = [r for r in a.rows if r["status"] != "ok"]
     if problems:
         lines += ["", "## Runs that did not finish", ""]
-        lines += _table(["run", "status", "reason"], [[str(r["run_id"]), str(r["status"]),
-                        str(r.get("error") or "").splitlines()[0][:160] if r.get("error") else ""] for r in problems])  # fmt: skip
+        lines += _table(
+            ["run", "status", "reason"],
+            [
+                [
+                    str(r["run_id"]),
+                    str(r["status"]),
+                    str(r.get("error") or "").splitlines()[0][:160] if r.get("error") else "",
+                ]
+                for r in problems
+            ],
+        )
     if figures:
         lines += ["", "## Figures", ""] + [f"- [`{p.name}`]({p.name})" for p in figures]
     return "\n".join(lines) + "\n"
@@ -330,9 +428,14 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def write_report(
-    out: str | Path, name: str | None = None, plots: bool = True, resolution: float = 0.005,
-    questions: str | Path | None = None, fmt: str = "png", chance_margin: float = an.CHANCE_MARGIN,
-) -> dict[str, Path]:  # fmt: skip
+    out: str | Path,
+    name: str | None = None,
+    plots: bool = True,
+    resolution: float = 0.005,
+    questions: str | Path | None = None,
+    fmt: str = "png",
+    chance_margin: float = an.CHANCE_MARGIN,
+) -> dict[str, Path]:
     """Write results.csv, summary.csv, REPORT.md (and figures in ``fmt``) into ``out``.
 
     ``questions`` defaults to ``out/questions.yaml`` when it exists. ``results.csv`` is rewritten

@@ -39,9 +39,18 @@ import torch
 from cnnbench.data.border import EDGE_DIRECTIONS, FILLS, STRATA, edge_offsets, shift_each
 
 __all__ = [
-    "EDGE_DIRECTIONS", "FILLS", "blank_border", "border_metrics", "edge_offsets", "edge_probe", "evaluate_robustness",
-    "random_offsets", "shift_each", "stride_columns", "translation_probe",
-]  # fmt: skip
+    "EDGE_DIRECTIONS",
+    "FILLS",
+    "blank_border",
+    "border_metrics",
+    "edge_offsets",
+    "edge_probe",
+    "evaluate_robustness",
+    "random_offsets",
+    "shift_each",
+    "stride_columns",
+    "translation_probe",
+]
 
 
 def random_offsets(n: int, k: int, copies: int, seed: int) -> torch.Tensor:

@@ -26,9 +26,23 @@ from cnnbench.bench.results import load_results
 
 #: the first columns of results.csv, in their historical order; the augment axis (added later) and any
 #: newer axis follow them (see :func:`flatten`), so a results.csv keeps its columns
-BASE_FIELDS = ("run_id", "grid", *(c for c in COORDS if c != "augment"), "model", "seed", "status", "test_acc",
-               "test_loss", "best_val_acc", "train_time_s", "images_per_s", "peak_memory_mb", "params", "macs",
-               "epochs")
+BASE_FIELDS = (
+    "run_id",
+    "grid",
+    *(c for c in COORDS if c != "augment"),
+    "model",
+    "seed",
+    "status",
+    "test_acc",
+    "test_loss",
+    "best_val_acc",
+    "train_time_s",
+    "images_per_s",
+    "peak_memory_mb",
+    "params",
+    "macs",
+    "epochs",
+)
 LEGACY_COLUMNS = {"shift_consistency": "diag_consistency", "border_acc": "crop_border_acc"}
 
 
@@ -150,9 +164,10 @@ def planned_runs(grid: dict[str, Any] | None) -> list[dict[str, Any]] | None:
 def coordinates(rows: list[dict[str, Any]], grid: dict[str, Any] | None) -> tuple[str, ...]:
     """The report's coordinates: the usual axes plus any other axis of the grid that the rows record."""
     axis_keys = {a.grid_key for a in AXES}
-    extra = [k for k, v in (grid or {}).items() if isinstance(v, list) and k not in axis_keys and any(k in r for r in rows)]
+    extra = [
+        k for k, v in (grid or {}).items() if isinstance(v, list) and k not in axis_keys and any(k in r for r in rows)
+    ]
     return (*COORDS, *extra)
-
 
 
 def ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -71,9 +71,14 @@ def test_dry_run_fails_on_a_data_typo_in_one_line(tmp_path: Path, capsys: pytest
 
 
 def test_known_arguments_pass() -> None:
-    spec = GridSpec.from_dict({**BASE, "data": {"name": "mnist", "batch_size": 64, "val_size": 100, "image_size": 32},
-                               "models": [{"name": "lenet5_classic", "args": {"rbf_j": 5.0, "lr": 0.01}}],
-                               "trainer": {"max_epochs": 1, "limit_train_batches": 2}})  # fmt: skip
+    spec = GridSpec.from_dict(
+        {
+            **BASE,
+            "data": {"name": "mnist", "batch_size": 64, "val_size": 100, "image_size": 32},
+            "models": [{"name": "lenet5_classic", "args": {"rbf_j": 5.0, "lr": 0.01}}],
+            "trainer": {"max_epochs": 1, "limit_train_batches": 2},
+        }
+    )
     assert spec.data == {"name": "mnist", "batch_size": 64, "val_size": 100, "image_size": 32}
 
 
@@ -122,8 +127,15 @@ def test_missing_key_and_bad_yaml(tmp_path: Path) -> None:
 
 
 def test_expansion_order_and_run_ids() -> None:
-    spec = GridSpec.from_dict({**BASE, "pool": ["max", "avg"], "padding": ["valid", "same"], "seeds": [0, 1, 2],
-                               "models": ["lenet5", {"name": "lenet5", "args": {"lr": 0.01}}]})  # fmt: skip
+    spec = GridSpec.from_dict(
+        {
+            **BASE,
+            "pool": ["max", "avg"],
+            "padding": ["valid", "same"],
+            "seeds": [0, 1, 2],
+            "models": ["lenet5", {"name": "lenet5", "args": {"lr": 0.01}}],
+        }
+    )
     cells = expand(spec)
     assert len(cells) == 2 * 2 * 2 * 3
     assert len({c.run_id for c in cells}) == len(cells)
@@ -165,11 +177,14 @@ def test_shipped_grids_are_valid() -> None:
 
 def test_exclude_drops_exactly_the_matching_cells() -> None:
     raw = {
-        "name": "x", "data": {"name": "mnist"},
+        "name": "x",
+        "data": {"name": "mnist"},
         "models": [{"name": "lenet5", "args": {"head_pool": 5}}, "lenet5"],
-        "pool": ["max"], "padding": ["valid", "same", "full"], "padding_mode": ["zeros", "background"],
+        "pool": ["max"],
+        "padding": ["valid", "same", "full"],
+        "padding_mode": ["zeros", "background"],
         "seeds": [0, 1],
-    }  # fmt: skip
+    }
     full = expand(GridSpec.from_dict(raw))
     exclude = [{"padding": "valid", "padding_mode": "background"}, {"model": "lenet5", "padding": "valid"}]
     kept = expand(GridSpec.from_dict({**raw, "exclude": exclude}))

@@ -87,11 +87,16 @@ def test_the_cell_and_the_runner_write_results_only_by_rename(tmp_path: Path, mo
             opened.append((str(file), mode))
         return real_open(file, mode, *args, **kwargs)
 
-    spec = GridSpec.from_dict({
-        "name": "atomic", "data": {"name": "synthetic", "train_images": 32, "test_images": 8},
-        "models": [{"name": "lenet5", "args": {"optimizer": "bogus"}}], "pool": ["max"], "padding": ["same"],
-        "seeds": [0],
-    })  # fmt: skip
+    spec = GridSpec.from_dict(
+        {
+            "name": "atomic",
+            "data": {"name": "synthetic", "train_images": 32, "test_images": 8},
+            "models": [{"name": "lenet5", "args": {"optimizer": "bogus"}}],
+            "pool": ["max"],
+            "padding": ["same"],
+            "seeds": [0],
+        }
+    )
     (cell,) = expand(spec)
     out = tmp_path / "out"
     final = out / "results" / f"{cell.run_id}.json"

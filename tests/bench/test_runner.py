@@ -28,11 +28,21 @@ TESTS = Path(__file__).resolve().parents[1]
 def tiny_grid(root: Path, **changes: Any) -> dict[str, Any]:
     grid = {
         "name": "tiny",
-        "data": {"name": "mnist", "root": str(root), "download": False, "verify": False, "val_size": 100, "batch_size": 64},
-        "models": ["lenet5"], "pool": ["max", "avg"], "padding": ["same"], "seeds": [0],
+        "data": {
+            "name": "mnist",
+            "root": str(root),
+            "download": False,
+            "verify": False,
+            "val_size": 100,
+            "batch_size": 64,
+        },
+        "models": ["lenet5"],
+        "pool": ["max", "avg"],
+        "padding": ["same"],
+        "seeds": [0],
         "trainer": {"max_steps": 3, "limit_val_batches": 1, "num_sanity_val_steps": 0},
         "robustness": {"shifts": [1, 2], "max_images": 64},
-    }  # fmt: skip
+    }
     grid.update(changes)
     return grid
 
