@@ -160,7 +160,7 @@ class GridSpec:
     @classmethod
     def from_dict(cls, raw: Any, source: str = "<dict>") -> GridSpec:
         """Validate a parsed grid (:func:`~cnnbench.bench.gridparse.parse_grid`); every error names the file and the key."""
-        return cls(**parse_grid(raw, source))
+        return cls(**parse_grid(raw, source, cls.cell))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -21,13 +21,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cnnbench.bench.axes import AXES, DEFAULT_AUGMENT, GRID_KEYS, Axis, ModelEntry
+from cnnbench.bench.axes import AXES, DEFAULT_AUGMENT, Axis, Cell, ModelEntry
 from cnnbench.core.choices import close_matches
 from cnnbench.core.signature import accepted_kwargs
 from cnnbench.core.vocab import LINKED_ARGUMENTS
 
-TOP_KEYS = ("name", "description", "data", *GRID_KEYS, "trainer", "robustness", "exclude", "resources")
-REQUIRED_KEYS = ("name", "data", *(a.grid_key for a in AXES if a.default is None))
+
+def top_keys(cell: type[Cell] = Cell) -> tuple[str, ...]:
+    """A grid file's keys: the blocks, and one per axis of ``cell`` (listing its values)."""
+    return (
+        "name",
+        "description",
+        "data",
+        *(a.grid_key for a in cell.axes()),
+        "trainer",
+        "robustness",
+        "exclude",
+        "resources",
+    )
+
+
+TOP_KEYS = top_keys()
 ROBUSTNESS_KEYS = ("shifts", "fills", "fill", "copies", "seed", "edge", "max_images", "batch_size")
 ROBUSTNESS_DEFAULTS: dict[str, Any] = {"shifts": [1, 2, 3, 4], "fills": ["zero", "circular"], "copies": 4, "seed": 0}
 #: data-module arguments a grid sets through its own axes, never in ``data:``
@@ -52,7 +66,7 @@ def _hint(word: str, options: set[str] | list[str], n: int = 3) -> str:
     return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
-def parse_grid(raw: Any, source: str = "<dict>") -> dict[str, Any]:
+def parse_grid(raw: Any, source: str = "<dict>", cell: type[Cell] = Cell) -> dict[str, Any]:
     """Validate a parsed grid file; the keyword arguments of ``GridSpec``. Every error names the file and key.
 
     Raises:
@@ -62,7 +76,7 @@ def parse_grid(raw: Any, source: str = "<dict>") -> dict[str, Any]:
     def fail(key: str, message: str) -> GridError:
         return GridError(f"{source}: {key}: {message}")
 
-    check_keys(raw, source, fail)
+    check_keys(raw, source, fail, cell)
     data, presets = data_block(raw, fail)
     augment = axis_values(raw, _axis("augment"), fail, [data.pop("augment", _default_augment(presets))], presets)
     models = model_entries(raw, fail)
@@ -70,8 +84,8 @@ def parse_grid(raw: Any, source: str = "<dict>") -> dict[str, Any]:
     robustness = robustness_block(dict(raw.get("robustness") or {}), fail)
     if not isinstance(raw["name"], str) or not raw["name"] or "/" in raw["name"]:
         raise fail("name", "a non-empty name without '/'")
-    exclude = exclusions(raw.get("exclude") or [], fail)
-    axes = {a.grid_key: axis_values(raw, a, fail) for a in AXES if a.name not in ("model", "augment")}
+    exclude = exclusions(raw.get("exclude") or [], fail, cell)
+    axes = {a.grid_key: axis_values(raw, a, fail) for a in cell.axes() if a.name not in ("model", "augment")}
     return {
         "name": raw["name"],
         "data": data,
@@ -87,14 +101,15 @@ def parse_grid(raw: Any, source: str = "<dict>") -> dict[str, Any]:
     }
 
 
-def check_keys(raw: Any, source: str, fail: Fail) -> None:
-    """A mapping of known keys holding every required one."""
+def check_keys(raw: Any, source: str, fail: Fail, cell: type[Cell] = Cell) -> None:
+    """A mapping of known keys holding every required one (those of axes without a default)."""
+    keys = top_keys(cell)
     if not isinstance(raw, dict):
-        raise GridError(f"{source}: a grid is a mapping of keys ({', '.join(TOP_KEYS)})")
-    unknown = sorted(set(raw) - set(TOP_KEYS))
+        raise GridError(f"{source}: a grid is a mapping of keys ({', '.join(keys)})")
+    unknown = sorted(set(raw) - set(keys))
     if unknown:
-        raise fail(unknown[0], f"unknown key; valid keys: {', '.join(TOP_KEYS)}")
-    for key in REQUIRED_KEYS:
+        raise fail(unknown[0], f"unknown key; valid keys: {', '.join(keys)}")
+    for key in ("name", "data", *(a.grid_key for a in cell.axes() if a.default is None)):
         if key not in raw:
             raise fail(key, "missing (required)")
 
@@ -238,11 +253,11 @@ def robustness_block(robustness: dict[str, Any], fail: Fail) -> dict[str, Any]:
     return robustness
 
 
-def exclusions(entries: Any, fail: Fail) -> list[dict[str, Any]]:
+def exclusions(entries: Any, fail: Fail, cell: type[Cell] = Cell) -> list[dict[str, Any]]:
     """Check ``exclude:``: a list of partial coordinates; a cell matching every key of one entry is dropped."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) and e for e in entries):
         raise fail("exclude", "a list of mappings of coordinates, e.g. [{padding: valid, padding_mode: background}]")
-    keys = tuple(a.name for a in AXES)
+    keys = tuple(a.name for a in cell.axes())
     for entry in entries:
         for key in entry:
             if key not in keys:

@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from cnnbench.bench.axes import AXES, COORDS, DEFAULT_AUGMENT, ModelEntry
+from cnnbench.bench.axes import COORDS, DEFAULT_AUGMENT, Cell, ModelEntry
 from cnnbench.bench.grid import GridSpec, expand
 from cnnbench.bench.results import load_results
 
@@ -161,13 +161,14 @@ def planned_runs(grid: dict[str, Any] | None) -> list[dict[str, Any]] | None:
     return [{**c.to_dict(), "run_id": c.run_id} for c in cells]
 
 
-def coordinates(rows: list[dict[str, Any]], grid: dict[str, Any] | None) -> tuple[str, ...]:
-    """The report's coordinates: the usual axes plus any other axis of the grid that the rows record."""
-    axis_keys = {a.grid_key for a in AXES}
+def coordinates(rows: list[dict[str, Any]], grid: dict[str, Any] | None, cell: type[Cell] = Cell) -> tuple[str, ...]:
+    """The report's coordinates: the axes of ``cell`` but the seed, plus any other list of the grid that the rows
+    record (an axis of a newer cnnbench)."""
+    axis_keys = {a.grid_key for a in cell.axes()}
     extra = [
         k for k, v in (grid or {}).items() if isinstance(v, list) and k not in axis_keys and any(k in r for r in rows)
     ]
-    return (*COORDS, *extra)
+    return (*(a.column for a in cell.coordinates()), *extra)
 
 
 def ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

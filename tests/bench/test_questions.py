@@ -286,7 +286,7 @@ def test_every_fraction_the_border_metrics_return_is_shown_and_judged_in_points(
     # blank{b}_drop was once read as a raw fraction: a 2-point drop (0.02) passed as "inside ±0.5"
     import torch
 
-    from cnnbench.bench.analysis import is_fraction
+    from cnnbench.bench.metrics import is_fraction
     from cnnbench.bench.robustness import border_metrics
 
     images = torch.zeros(16, 1, 8, 8, dtype=torch.uint8)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cnnbench.bench.analysis import comparisons, family
+from cnnbench.bench.family import comparisons, family
 from cnnbench.bench.stats import benjamini_hochberg, holm, paired
 
 # seed → accuracy; A lists 2, 0, 3, 1 and B lists 1, 3, 0 (no seed 2)
