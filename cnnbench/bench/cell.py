@@ -24,6 +24,7 @@ from typing import Any
 
 from cnnbench.bench.axes import AXES
 from cnnbench.bench.results import RESULT_SUFFIX, write_json_atomic
+from cnnbench.core.vocab import PADDING_MODES
 
 __all__ = ["RESULT_SUFFIX", "build", "environment", "execute", "main", "run_cell", "write_json_atomic"]
 
@@ -74,7 +75,7 @@ def build(run: dict[str, Any]) -> tuple[Any, Any]:
         data["augment"] = cell["augment"]
     dm = create_data(data.pop("name"), seed=cell["seed"], **data)
     knobs = {a.name: cell[a.name] for a in AXES if a.to_model}  # pool, padding, padding_mode
-    if knobs["padding_mode"] == "zeros" and _lacks(cell["model"], "padding_mode"):
+    if knobs["padding_mode"] == PADDING_MODES[0] and _lacks(cell["model"], "padding_mode"):
         del knobs["padding_mode"]  # a plugin without the argument pads with zeros, as torch's convolutions do
     model = create_model(cell["model"], **cell["model_args"], **knobs, **model_link(dm))
     return dm, model
@@ -268,7 +269,7 @@ def _finish_loggers(trainer: Any, result: dict[str, Any]) -> None:
 def execute(run: dict[str, Any]) -> int:
     """Run one cell and write its result atomically (rank 0); the process's exit code.
 
-    Example:
+    Example (not run as a doctest: it trains a model; the runner writes RUN.json):
         >>> execute(json.loads(Path("RUN.json").read_text()))  # doctest: +SKIP
         0
     """

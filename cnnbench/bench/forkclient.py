@@ -4,7 +4,7 @@ This module imports nothing heavy: the runner process never touches CUDA, and st
 the server costs the runner only a ``Popen``; the server imports in the background while
 the runner checks which cells are feasible.
 
-Example:
+Example (not run as a doctest: it starts a server process that imports torch and reads a data set):
     >>> server = ForkServer(Path("out/logs/forkserver.log"), preload=[{"name": "mnist"}])  # doctest: +SKIP
     >>> server.start()  # doctest: +SKIP
     >>> server.wait_ready()  # doctest: +SKIP

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -118,6 +119,12 @@ def grid_listing() -> str:
     return "\n".join(f"{r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}  {r[2]}" for r in rows)
 
 
+def _defaults(name: str) -> Callable[[], list[Any]]:
+    """The default values of an axis (a new list each call): a GridSpec field's ``default_factory``."""
+    values = next(a for a in AXES if a.name == name).default or ()
+    return lambda: list(values)
+
+
 @dataclass
 class GridSpec:
     """A validated grid: the data and trainer blocks, and the values of each axis of :attr:`cell`.
@@ -132,13 +139,13 @@ class GridSpec:
     models: list[ModelEntry]
     pool: list[str]
     padding: list[str | int]
-    padding_mode: list[str] = field(default_factory=lambda: ["zeros"])
-    precision: list[str] = field(default_factory=lambda: ["32-true"])
-    devices: list[int] = field(default_factory=lambda: [1])
-    seeds: list[int] = field(default_factory=lambda: [0])
+    padding_mode: list[str] = field(default_factory=_defaults("padding_mode"))
+    precision: list[str] = field(default_factory=_defaults("precision"))
+    devices: list[int] = field(default_factory=_defaults("devices"))
+    seeds: list[int] = field(default_factory=_defaults("seed"))
     trainer: dict[str, Any] = field(default_factory=dict)
     robustness: dict[str, Any] = field(default_factory=lambda: dict(ROBUSTNESS_DEFAULTS))
-    augment: list[str] = field(default_factory=lambda: [DEFAULT_AUGMENT])
+    augment: list[str] = field(default_factory=_defaults("augment"))
     description: str = ""
     #: per-cell cluster resources (``--launcher ray``): see :mod:`cnnbench.bench.resources`
     resources: dict[str, float] = field(default_factory=dict)

@@ -24,7 +24,7 @@ from typing import Any
 from cnnbench.bench.axes import AXES, DEFAULT_AUGMENT, Axis, Cell, ModelEntry
 from cnnbench.core.choices import close_matches
 from cnnbench.core.signature import accepted_kwargs
-from cnnbench.core.vocab import LINKED_ARGUMENTS
+from cnnbench.core.vocab import LINKED_ARGUMENTS, PADDING_MODES
 
 
 def top_keys(cell: type[Cell] = Cell) -> tuple[str, ...]:
@@ -48,6 +48,8 @@ ROBUSTNESS_DEFAULTS: dict[str, Any] = {"shifts": [1, 2, 3, 4], "fills": ["zero",
 DATA_LINKED = {"seed": "the seeds axis", "augment": "the top-level augment axis"}
 #: model arguments set by the data module or a grid axis, never per model
 MODEL_LINKED = {*LINKED_ARGUMENTS, *(a.name for a in AXES if a.to_model)}
+
+ZEROS = PADDING_MODES[0]  # torch's convolutions' own padding: a model without padding_mode pads so
 
 Fail = Callable[[str, str], Exception]
 
@@ -193,7 +195,7 @@ def _model_entry(entry: Any, raw: dict[str, Any], fail: Fail) -> ModelEntry:
         raise fail(f"models.{item.name}.args.{linked[0]}", "set by the data module or a grid axis, not per model")
     model_args = accepted_kwargs(model_cls)
     needed = ["pool", "padding"] + (
-        ["padding_mode"] if raw.get("padding_mode", ["zeros"]) not in ("zeros", ["zeros"]) else []
+        ["padding_mode"] if raw.get("padding_mode", [ZEROS]) not in (ZEROS, [ZEROS]) else []
     )
     lacking = [k for k in needed if model_args is not None and k not in model_args]
     if lacking:

@@ -7,7 +7,7 @@ axis goes past 100; with one seed it says "no interval (1 seed)".
 * ``shift_<series>``: shift curves, one panel per (other coordinates, padding), a line per pool.
 * ``throughput``: only when the grid compares precisions or device counts; one dot per run.
 
-Example:
+Example (not run as a doctest: it needs a finished grid's results folder):
     >>> from cnnbench.bench.report import write_report
     >>> paths = write_report("results/smoke", fmt="pdf")  # doctest: +SKIP
 """

@@ -27,7 +27,7 @@ Design (each point tested in ``tests/bench/test_ray_launcher.py``):
   cells die with them: ``PR_SET_PDEATHSIG``); a SIGKILLed driver's actors are killed by Ray
   when it sees the driver's job end. Finished cells are in ``DIR``; a rerun skips them.
 
-Example:
+Example (not run as a doctest: it needs Ray and a cluster, and trains every cell):
     >>> from cnnbench.bench.runner import run_grid
     >>> run_grid(spec, "results/smoke", launcher="ray", ray=RayOptions(address="auto"))  # doctest: +SKIP
 """

@@ -8,7 +8,7 @@ accuracy), consistency per shift k, and the exploratory comparisons (every pair 
 values, one Holm family; not the answers). The statistics live in :mod:`cnnbench.bench.analysis`
 and :mod:`cnnbench.bench.questions`; this module only writes.
 
-Example:
+Example (not run as a doctest: it needs a finished grid's results folder):
     >>> paths = write_report("results/smoke")  # doctest: +SKIP
 """
 

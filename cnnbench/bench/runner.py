@@ -18,7 +18,7 @@ Guarantees (each tested in ``tests/bench`` and ``tests/reliability``):
   says ``failed`` with its error lines, and the exit code reports it.
 * With ``workers`` W on C cores each cell gets ``max(1, C // W)`` CPU threads.
 
-Example:
+Example (not run as a doctest: it trains every cell of the grid):
     >>> from cnnbench.bench.grid import GridSpec, find_grid
     >>> spec = GridSpec.load(find_grid("smoke"))  # doctest: +SKIP
     >>> summary = run_grid(spec, "results/smoke")  # doctest: +SKIP
