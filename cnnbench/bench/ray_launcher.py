@@ -44,13 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnbench.bench.launch import GridOutcome, claim, complete_result
 from cnnbench.bench.ray_worker import CellWorker
 from cnnbench.bench.resources import cell_demand
 from cnnbench.bench.results import RESULT_SUFFIX, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from cnnbench.bench.grid import Cell, GridSpec
-    from cnnbench.bench.launch import GridOutcome
     from cnnbench.bench.progress import Progress
 
 INSTALL_HINT = '--launcher ray needs Ray, which is not installed: pip install "cnnbench[ray]"'
@@ -126,8 +126,6 @@ def run_on_ray(
     retry_failed: bool,
 ) -> None:
     """Run ``todo`` (feasible cells without a finished result) on Ray; called by ``run_grid``."""
-    from cnnbench.bench.launch import claim
-
     ray = import_ray()
     if not todo:
         return  # everything is finished: no need to reach the cluster
@@ -365,8 +363,6 @@ def _lost(job: _Job, error: str) -> dict[str, Any]:
 
 def _write(ctx: _Context, job: _Job, payload: dict[str, Any]) -> None:
     """Write the cell's log, run files and (last) result into the driver's folder, each atomically."""
-    from cnnbench.bench.launch import complete_result
-
     cell, out = job.cell, ctx.out
     write_text_atomic(out / "logs" / f"{cell.run_id}.log", payload["log"])
     for relative, text in payload["files"].items():
