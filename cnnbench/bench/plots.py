@@ -224,23 +224,8 @@ def shift_curves(
     for i, key in enumerate(keys):
         ax = axes[i // cols][i % cols]
         for c in (c for c in good if (*(str(c[k]) for k in extra), str(c["padding"])) == key):
-            xs, ys, cis = ([0], [c[f"{base}_mean"] * 100], [c[f"{base}_ci95"] * 100]) if base else ([], [], [])
-            for k in ks:
-                xs.append(k)
-                ys.append(c[f"{prefix}{k}_mean"] * 100)
-                cis.append(c[f"{prefix}{k}_ci95"] * 100)
-            cis = [0.0 if math.isnan(v) else v for v in cis]
             color = f"C{pools.index(str(c['pool'])) % 10}"  # one colour per pool in every panel
-            ax.plot(xs, ys, marker="o", ms=2.5, lw=1, color=color, label=str(c["pool"]))
-            ax.fill_between(
-                xs,
-                [y - e for y, e in zip(ys, cis)],
-                [min(y + e, 100) for y, e in zip(ys, cis)],
-                color=color,
-                alpha=0.15,
-                lw=0,
-            )
-            low = min(low, *[y - e for y, e in zip(ys, cis)])
+            low = min(low, _shift_line(ax, c, prefix, base, ks, color))
             ns.append(c["n_ok"])
         ax.set_title(_where(dict(zip([*extra, "padding"], key))), fontsize=8)
         ax.set_xticks([0, *ks] if base else ks)
@@ -252,7 +237,37 @@ def shift_curves(
             ax.set_ylabel("%", fontsize=8)
     for j in range(len(keys), nrows * cols):
         axes[j // cols][j % cols].set_visible(False)
-    handles, names = axes[0][0].get_legend_handles_labels()
+    _pool_legend(fig, axes[0][0], ylabel)
+    axes[0][0].set_ylim(max(0.0, math.floor(low - 1)), 100.0)  # shared y: never past 100%
+    one = bool(ns) and max(ns) < 2
+    note = f" Left out near chance: {len(skip & {c['cell'] for c in a.cells if c['n_ok']})} cells." if skip else ""
+    _footer(
+        fig,
+        (ONE_SEED + " " if one else "") + f"n = {_n_text(ns)} seeds per point. Line: mean over seeds; band: "
+        f"95% t-interval of that cell's mean (unpaired; paired differences are in REPORT.md). {xlabel}.{note}",
+        top=0.55,
+    )
+    name = prefix.rstrip("_").removesuffix("_k").removeprefix("shift_").replace("diag_shift_", "diag_")
+    return _save(fig, out, f"shift_{name.replace('diag_', 'legacy_diag_')}", fmt, plt)
+
+
+def _shift_line(ax: Any, c: dict[str, Any], prefix: str, base: str | None, ks: list[int], color: str) -> float:
+    """One cell's curve over k (from the unshifted ``base`` metric at 0) with its 95% band; the band's lowest point."""
+    xs, ys, cis = ([0], [c[f"{base}_mean"] * 100], [c[f"{base}_ci95"] * 100]) if base else ([], [], [])
+    for k in ks:
+        xs.append(k)
+        ys.append(c[f"{prefix}{k}_mean"] * 100)
+        cis.append(c[f"{prefix}{k}_ci95"] * 100)
+    cis = [0.0 if math.isnan(v) else v for v in cis]
+    ax.plot(xs, ys, marker="o", ms=2.5, lw=1, color=color, label=str(c["pool"]))
+    lows = [y - e for y, e in zip(ys, cis)]
+    ax.fill_between(xs, lows, [min(y + e, 100) for y, e in zip(ys, cis)], color=color, alpha=0.15, lw=0)
+    return min(lows)
+
+
+def _pool_legend(fig: Any, ax: Any, ylabel: str) -> None:
+    """One legend for every panel, a pool an entry, above the panels."""
+    handles, names = ax.get_legend_handles_labels()
     by_name = dict(zip(names, handles))
     fig.legend(
         list(by_name.values()),
@@ -265,17 +280,6 @@ def shift_curves(
         bbox_to_anchor=(0.5, 1.0),
         frameon=False,
     )
-    axes[0][0].set_ylim(max(0.0, math.floor(low - 1)), 100.0)  # shared y: never past 100%
-    one = bool(ns) and max(ns) < 2
-    note = f" Left out near chance: {len(skip & {c['cell'] for c in a.cells if c['n_ok']})} cells." if skip else ""
-    _footer(
-        fig,
-        (ONE_SEED + " " if one else "") + f"n = {_n_text(ns)} seeds per point. Line: mean over seeds; band: "
-        f"95% t-interval of that cell's mean (unpaired; paired differences are in REPORT.md). {xlabel}.{note}",
-        top=0.55,
-    )
-    name = prefix.rstrip("_").removesuffix("_k").removeprefix("shift_").replace("diag_shift_", "diag_")
-    return _save(fig, out, f"shift_{name.replace('diag_', 'legacy_diag_')}", fmt, plt)
 
 
 def throughput(rows: list[dict[str, Any]], out: Path, fmt: str, plt: Any) -> Path | None:

@@ -23,8 +23,17 @@ from typing import Any
 
 from cnnbench.bench import analysis as an
 from cnnbench.bench.analysis import Analysis, analyse
-from cnnbench.bench.questions import Answer, load_questions
-from cnnbench.bench.stats import Summary, describe
+from cnnbench.bench.markdown import (
+    answers_section,
+    cell_summary,
+    fmt_summary,
+    n_ok_text,
+    p_text,
+    size_text,
+    table,
+)
+from cnnbench.bench.questions import load_questions
+from cnnbench.bench.stats import describe
 from cnnbench.core.atomic import write_text_atomic
 
 ALPHA = an.ALPHA
@@ -37,40 +46,6 @@ PER_K_TABLES = (
     ("diag_consistency_", "LEGACY diagonal consistency by shift s (original vs (+s, +s))"),
     ("diag_shift_acc_", "LEGACY accuracy under one (+s, +s) shift"),
 )
-
-
-# ---------------------------------------------------------------------------------- formatting
-def _fmt(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
-    if math.isnan(s.mean):
-        return "–"
-    ci = "" if math.isnan(s.ci95) else f" ± {s.ci95 * scale:.{digits}f}"
-    return f"{s.mean * scale:.{digits}f}{ci}"
-
-
-def _cell_summary(c: dict[str, Any], metric: str) -> Summary:
-    return Summary(c["n_ok"], c[f"{metric}_mean"], c[f"{metric}_std"], c[f"{metric}_ci95"])
-
-
-def _size(params: Any, macs: Any) -> str:
-    p = "–" if params is None else f"{int(params):,}"
-    m = "–" if macs is None else f"{float(macs) / 1e6:.2f}M"
-    return f"{p} / {m}"
-
-
-def _p(value: float) -> str:
-    return "–" if math.isnan(value) else ("<0.0001" if value < 1e-4 else f"{value:.4f}")
-
-
-def _sel(sel: dict[str, str]) -> str:
-    return ", ".join(v if k in ("pool", "model_label") else f"{k} {v}" for k, v in sel.items())
-
-
-def _n_ok(n: int, planned: int | None) -> str:
-    return f"{n}" if planned is None else f"{n}/{planned}"
-
-
-def _table(header: list[str], body: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in body]
 
 
 # ---------------------------------------------------------------------------------- sections
@@ -105,100 +80,10 @@ def what_ran(a: Analysis) -> list[str]:
                 {f"{r['status']} s{r['seed']}" for r in a.rows if an.cell_id(r) == cid and r["status"] != "ok"}
             )
             never = ", ".join(f"s{s}" for s in missing.get(cid, []))
-            body.append([f"`{cid}`", _n_ok(n_ok, plan), never or "–", ", ".join(bad) or "–"])
+            body.append([f"`{cid}`", n_ok_text(n_ok, plan), never or "–", ", ".join(bad) or "–"])
         lines += ["## What did not run", "", f"{len(ids)} planned cells have fewer ok runs than planned.", ""]
-        lines += _table(["cell", "n ok / n planned", "never ran", "did not finish"], body) + [""]
+        lines += table(["cell", "n ok / n planned", "never ran", "did not finish"], body) + [""]
     return lines
-
-
-def answers_section(a: Analysis) -> list[str]:
-    """One block per question: claim, verdict, the adjusted comparisons, conditions."""
-    if not a.answers:
-        return []
-    lines = [
-        "## Answers",
-        "",
-        "Each question's comparisons (A − B, paired by seed) form one family, adjusted with **Holm** at α = "
-        f"{ALPHA:g} within that question only. Each interval is a t-interval at its Holm level (α/(m − i) for "
-        "the i-th smallest p, held at the first step Holm does not reject): it excludes 0 exactly when Holm "
-        "rejects, and the same interval decides practical equivalence (inside ±δ). Verdict: *supported* = every "
-        "comparison with data in the claimed direction; *refuted* = one is practically equivalent or resolved "
-        "the other way; *not resolved* = otherwise. `n to resolve` = the smallest n with "
-        "t(α/m, n − 1) · SD / √n < max(|mean|, δ − |mean|): the seeds at which that comparison's interval "
-        "would exclude 0 or fit inside ±δ if its mean and SD stayed.",
-        "",
-    ]
-    lines += summary_table(a.answers) + [""]
-    for ans in a.answers:
-        q, unit = ans.question, "points" if ans.scale == 100 else ""
-        lines += [
-            f'<a id="{q.id}"></a>',
-            "",
-            f"### {q.id}: {q.claim}",
-            "",
-            f"**{ans.verdict}**: {ans.reason}."
-            + (f" About n = {ans.n_needed} seeds would resolve it." if ans.n_needed else ""),
-            "",
-            f"Metric `{q.metric}` (A − B{', ' + unit if unit else ''}), δ = {q.delta:g}, expected {q.expect}; "
-            f"Holm over m = {ans.m}."
-            + (f" Where: {_sel(q.where)}." if q.where else "")
-            + (f" Conditions: {q.conditions}." if q.conditions else ""),
-            "",
-        ]
-        body = []
-        for o in ans.outcomes:
-            d = o.comp.diff if o.comp else None
-            mean = "–" if d is None else f"{d.mean * ans.scale:+.2f}"
-            ci = "–" if d is None or math.isnan(o.half) else f"[{o.low * ans.scale:+.2f}, {o.high * ans.scale:+.2f}]"
-            lvl = "–" if math.isnan(o.level) else f"{(1 - o.level) * 100:.2f}%"
-            p = "–" if o.comp is None else _p(o.comp.p)
-            nonzero = o.result == "equivalent" and (o.low > 0 or o.high < 0)  # resolved, but smaller than δ
-            result = o.result + (" (≠ 0, below δ)" if nonzero else "") + (f" ({o.note})" if o.note else "")
-            body.append(
-                [
-                    _sel(o.a),
-                    _sel(o.b),
-                    _sel(o.context) or "–",
-                    _n_ok(d.n if d else 0, o.planned),
-                    mean,
-                    ci,
-                    lvl,
-                    p,
-                    result,
-                    str(o.n_needed or "–"),
-                ]
-            )
-        lines += _table(
-            ["A", "B", "context", "n ok / planned", "A − B", "adjusted CI", "level", "p", "result", "n to resolve"],
-            body,
-        ) + [""]
-    return lines
-
-
-def summary_table(answers: list[Answer]) -> list[str]:
-    """One row per question (claim, conditions, every comparison's A − B and adjusted CI, verdict): the
-    table the README's claims are copied from."""
-    body = []
-    for ans in answers:
-        q, s = ans.question, ans.scale
-        pairs = len({(_sel(o.a), _sel(o.b)) for o in ans.outcomes}) > 1
-        numbers = []
-        for o in ans.outcomes:
-            label = ", ".join(x for x in (f"{_sel(o.a)} − {_sel(o.b)}" if pairs else "", _sel(o.context)) if x)
-            if o.comp is None:
-                value = o.result
-            elif math.isnan(o.half):
-                value = f"{o.comp.diff.mean * s:+.2f} (n = {o.comp.diff.n}, no interval)"
-            else:
-                value = f"{o.comp.diff.mean * s:+.2f} [{o.low * s:+.2f}, {o.high * s:+.2f}]"
-            numbers.append(f"{label}: {value}" if label else value)
-        what = f"{_sel(ans.outcomes[0].a)} − {_sel(ans.outcomes[0].b)}" if ans.outcomes and not pairs else "A − B"
-        unit = f"{q.metric}, {what}" + (" (points)" if s == 100 else "") + f", δ = {q.delta:g}"
-        verdict = f"**{ans.verdict}** ({ans.reason})" + (
-            f"; n ≈ {ans.n_needed} seeds would resolve it" if ans.n_needed else ""
-        )
-        body.append([f"[{q.id}](#{q.id}): {q.claim}", q.conditions or "–", f"{unit}: " + "; ".join(numbers), verdict])
-    return _table(["claim", "conditions", "A − B, adjusted CI (Holm within the question)", "verdict"], body)
 
 
 def reading_notes(a: Analysis) -> list[str]:
@@ -266,17 +151,20 @@ def cells_section(a: Analysis) -> list[str]:
         status = "" if c["statuses"] == "ok" else f" ({c['statuses']})"
         flag = " ⚠ near chance" if c["cell"] in a.low_cells else ""
         vals = [str(c[k]) for k in show] + [
-            _size(c["params"], c["macs"]),
-            _n_ok(c["n_ok"], c["n"] if c["n_planned"] is None else c["n_planned"]) + status + flag,
+            size_text(c["params"], c["macs"]),
+            n_ok_text(c["n_ok"], c["n"] if c["n_planned"] is None else c["n_planned"]) + status + flag,
         ]
-        body.append(vals + [_fmt(_cell_summary(c, m.key), 100 if an.is_fraction(m.key) else 1) for m in a.metrics])
-    lines = ["## Cells", ""] + _table(header, body)
+        body.append(
+            vals + [fmt_summary(cell_summary(c, m.key), 100 if an.is_fraction(m.key) else 1) for m in a.metrics]
+        )
+    lines = ["## Cells", ""] + table(header, body)
     for group, title, meaning in an.GROUPS:
         cols = a.groups.get(group) or []
         if cols:
             head = [c.replace("model_label", "model") for c in show] + cols
             rows = [
-                [str(c[k]) for k in show] + [_fmt(_cell_summary(c, k), 100 if an.is_fraction(k) else 1) for k in cols]
+                [str(c[k]) for k in show]
+                + [fmt_summary(cell_summary(c, k), 100 if an.is_fraction(k) else 1) for k in cols]
                 for c in a.cells
             ]
             lines += [
@@ -286,7 +174,7 @@ def cells_section(a: Analysis) -> list[str]:
                 f"{meaning[0].upper()}{meaning[1:]}; percent, mean ± 95% CI half-width.",
                 "",
             ]
-            lines += _table(head, rows)
+            lines += table(head, rows)
     folded = an.folded_columns(a.folds)
     for prefix, title in PER_K_TABLES:
         cols = [
@@ -299,8 +187,8 @@ def cells_section(a: Analysis) -> list[str]:
         cols.sort(key=lambda k: int(k[len(prefix) :]))
         unit = "k" if prefix.endswith("_k") else "s"
         head = [c.replace("model_label", "model") for c in show] + [f"{unit}={k[len(prefix) :]}" for k in cols]
-        rows = [[str(c[k]) for k in show] + [_fmt(_cell_summary(c, k)) for k in cols] for c in a.cells]
-        lines += ["", f"## {title}", ""] + _table(head, rows)
+        rows = [[str(c[k]) for k in show] + [fmt_summary(cell_summary(c, k)) for k in cols] for c in a.cells]
+        lines += ["", f"## {title}", ""] + table(head, rows)
     return lines
 
 
@@ -330,47 +218,48 @@ def exploratory_section(a: Analysis) -> list[str]:
     labels = {m.key: m.label for m in a.metrics}
     for axis in dict.fromkeys(c.axis for c in fam):
         for metric in dict.fromkeys(c.metric for c in fam if c.axis == axis):
-            body = []
-            for x in (c for c in fam if c.axis == axis and c.metric == metric):
-                d = x.comp.diff
-                size = "same" if x.size_a == x.size_b else f"{_size(*x.size_a)} vs {_size(*x.size_b)}"
-                ci = "–" if math.isnan(d.ci95) else f"[{d.low * 100:+.2f}, {d.high * 100:+.2f}]"
-                hci = "–" if math.isnan(x.half) else f"[{x.low * 100:+.2f}, {x.high * 100:+.2f}]"
-                body.append(
-                    [
-                        ", ".join(v for k, v in x.context.items() if k in shown),
-                        x.comp.a,
-                        x.comp.b,
-                        size,
-                        str(d.n),
-                        f"{d.mean * 100:+.2f}",
-                        ci,
-                        hci,
-                        _p(x.comp.p),
-                        _p(x.holm_p),
-                        _p(x.bh_p),
-                        _verdict(x, a.resolution),
-                    ]
-                )
+            rows = [_exploratory_row(x, shown, a.resolution) for x in fam if x.axis == axis and x.metric == metric]
             lines += ["", f"### {axis}: {labels.get(metric, metric)} (A − B, points, paired by seed)", ""]
-            lines += _table(
-                [
-                    "context",
-                    "A",
-                    "B",
-                    "params / MACs (A vs B)",
-                    "n",
-                    "A − B",
-                    "95% CI",
-                    "Holm CI",
-                    "p",
-                    "Holm p",
-                    "BH q",
-                    "verdict",
-                ],
-                body,
-            )
+            lines += table(EXPLORATORY_HEADER, rows)
     return lines
+
+
+EXPLORATORY_HEADER = [
+    "context",
+    "A",
+    "B",
+    "params / MACs (A vs B)",
+    "n",
+    "A − B",
+    "95% CI",
+    "Holm CI",
+    "p",
+    "Holm p",
+    "BH q",
+    "verdict",
+]
+
+
+def _exploratory_row(x: an.Row, shown: set[str], resolution: float) -> list[str]:
+    """One comparison: its context, the pair, sizes, n, A − B, raw and Holm intervals, p-values, verdict."""
+    d = x.comp.diff
+    size = "same" if x.size_a == x.size_b else f"{size_text(*x.size_a)} vs {size_text(*x.size_b)}"
+    ci = "–" if math.isnan(d.ci95) else f"[{d.low * 100:+.2f}, {d.high * 100:+.2f}]"
+    hci = "–" if math.isnan(x.half) else f"[{x.low * 100:+.2f}, {x.high * 100:+.2f}]"
+    context = ", ".join(v for k, v in x.context.items() if k in shown)
+    pvalues = [p_text(x.comp.p), p_text(x.holm_p), p_text(x.bh_p)]
+    return [
+        context,
+        x.comp.a,
+        x.comp.b,
+        size,
+        str(d.n),
+        f"{d.mean * 100:+.2f}",
+        ci,
+        hci,
+        *pvalues,
+        _verdict(x, resolution),
+    ]
 
 
 def _verdict(x: an.Row, resolution: float) -> str:
@@ -399,7 +288,7 @@ def render_markdown(a: Analysis, figures: list[Path] | None = None) -> str:
     problems = [r for r in a.rows if r["status"] != "ok"]
     if problems:
         lines += ["", "## Runs that did not finish", ""]
-        lines += _table(
+        lines += table(
             ["run", "status", "reason"],
             [
                 [

@@ -90,23 +90,19 @@ def evaluate_robustness(
 
     Args:
         model: A classifier; evaluated in eval mode on its own device (mode restored).
-        images: Pixels 0-255 (N, C, H, W), uint8 or float, any device.
-        labels: Classes (N,).
+        images, labels: Pixels 0-255 (N, C, H, W), uint8 or float, any device; classes (N,).
         normalize: Pixels → model input (the data module's ``normalize``).
         shifts: Largest offsets ``k`` to measure (pixels, each axis); may be empty.
         fills: ``zero`` and/or ``circular``.
         copies: Shifted copies per image and ``k`` (≥ 2); all their pairs count.
         seed: Seed of the offsets (the same images get the same offsets in every cell).
-        edge: Run the large-translation probe (:func:`translation_probe`).
-        batch_size: Images per forward pass.
-        strata: Per-image stratum codes (0 centred, 1-8 border; :data:`~cnnbench.data.border.STRATA`):
-            adds :func:`border_metrics`, reusing the clean predictions.
+        edge, batch_size: Run the large-translation probe (:func:`translation_probe`); images per forward pass.
+        strata: Stratum codes (0 centred, 1-8 border; ``data.border.STRATA``): adds :func:`border_metrics`.
         stride: The network's total stride: adds the below/from-stride consistency columns.
 
     Returns:
-        ``{"acc", "shift": {fill: {"consistency": {k: p}, "acc": {k: a}}}, "translation": {...},
-        "border": {...}, "columns": {name: value}, "definition", "copies", "pairs", "seed", "images"}``;
-        ``columns`` holds the scalar metrics meant for ``results.csv``.
+        ``{"acc", "definition", "copies", "pairs", "seed", "images", "shift": {fill: {"consistency": {k: p},
+        "acc": {k: a}}}, "translation", "border", "columns"}``; ``columns``: the scalars for ``results.csv``.
 
     Example:
         >>> import torch
@@ -126,13 +122,9 @@ def evaluate_robustness(
     x, y = images.to(device).float(), labels.to(device)
     clean = _predict(model, x, normalize, batch_size)
     result = _clean_result(clean, y, copies, seed)
-    columns: dict[str, Any] = {}
     for fill in fills:
         result["shift"][fill] = shift_metrics(model, x, y, normalize, shifts, fill, copies, seed, batch_size)
-        if stride is not None:
-            columns.update(stride_columns(result["shift"][fill]["consistency"], stride, f"consistency_{fill}"))
-    if stride is not None:
-        result["stride"] = columns["total_stride"] = stride
+    columns = {} if stride is None else _stride_columns(result, stride)
     if edge:
         columns.update(_translation(model, x, y, normalize, batch_size, result))
     if strata is not None:
@@ -140,6 +132,15 @@ def evaluate_robustness(
     result["columns"] = columns
     model.train(was_training)
     return result
+
+
+def _stride_columns(result: dict[str, Any], stride: int) -> dict[str, Any]:
+    """Each fill's consistency below and from the network's total stride; the stride into ``result``."""
+    columns: dict[str, Any] = {}
+    for fill, block in result["shift"].items():
+        columns.update(stride_columns(block["consistency"], stride, f"consistency_{fill}"))
+    result["stride"] = columns["total_stride"] = stride
+    return columns
 
 
 def _clean_result(clean: torch.Tensor, y: torch.Tensor, copies: int, seed: int) -> dict[str, Any]:

@@ -107,28 +107,19 @@ def run_grid(
         timeout: Seconds before a run is killed and recorded as failed.
         only: Run only the cells whose coordinates match (``{"pool": "max"}``).
         log: Where the progress line goes.
-        launcher: ``fork`` (cells forked from one server that imported and read the data
-            once) or ``subprocess`` (a fresh Python per cell). Multi-device cells always
-            run as subprocesses. ``ray``: every cell on a Ray cluster (see
-            :mod:`cnnbench.bench.ray_launcher`; ``workers`` then caps the cells at once,
-            0 = as many as the cluster holds).
+        launcher: ``fork`` (cells forked from one server that imported and read the data once) or
+            ``subprocess`` (a fresh Python per cell); multi-device cells always run as subprocesses.
+            ``ray``: every cell on a Ray cluster (:mod:`cnnbench.bench.ray_launcher`; ``workers``
+            then caps the cells at once, 0 = as many as the cluster holds).
         ray: Options of the ``ray`` launcher (address, retries, resources per cell).
     """
-    if launcher not in LAUNCHERS:
-        raise ValueError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}")
-    if launcher == "ray":
-        from cnnbench.bench.ray_launcher import import_ray
-
-        import_ray()  # fails here, in one line, when Ray is not installed
+    _check_launcher(launcher)
     out = _prepare(Path(out), spec)
     cells = [c for c in shard(expand(spec), shard_index, shard_count) if c.matches(only or {})]
     outcome = GridOutcome()
     pending = _unfinished(cells, out, retry_failed, outcome)
-    server = None
-    if launcher == "fork" and any(c.devices == 1 for c, _ in pending):
-        # started first: it imports torch and reads the data while feasibility is checked here
-        server = ForkServer(out / "logs" / "forkserver.log", preload=[spec.data], wandb=wandb)
-        server.start()
+    # started first: it imports torch and reads the data while feasibility is checked here
+    server = _fork_server(spec, out, wandb) if launcher == "fork" and any(c.devices == 1 for c, _ in pending) else None
     progress = Progress(total=len(pending), workers=workers, stream=log)
     if pending and launcher != "ray":  # the Ray launcher says how it sized the cells itself
         progress.note(
@@ -151,6 +142,21 @@ def run_grid(
 
 
 Pending = list[tuple[Cell, "dict[str, Any] | None"]]
+
+
+def _check_launcher(launcher: str) -> None:
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}")
+    if launcher == "ray":
+        from cnnbench.bench.ray_launcher import import_ray
+
+        import_ray()  # fails here, in one line, when Ray is not installed
+
+
+def _fork_server(spec: GridSpec, out: Path, wandb: bool) -> ForkServer:
+    server = ForkServer(out / "logs" / "forkserver.log", preload=[spec.data], wandb=wandb)
+    server.start()
+    return server
 
 
 def _prepare(out: Path, spec: GridSpec) -> Path:
