@@ -17,8 +17,8 @@ case $module in
     tests="tests/bench/test_stats.py tests/bench/test_stats_pairing.py tests/bench/test_stats_edges.py" ;;
   robustness) src=cnnbench/bench/robustness.py; names='cnnbench.bench.robustness.*'
     tests="tests/bench/test_robustness.py tests/bench/test_robustness_summary.py" ;;
-  report) src=cnnbench/bench/analysis.py  # the report's comparisons (pairing by seed, families); rendering is read
-    names='cnnbench.bench.analysis.x_by_seed* cnnbench.bench.analysis.x_comparisons* cnnbench.bench.analysis.x_family*'
+  report) src=cnnbench/bench/family.py  # the report's comparisons (pairing by seed, families); rendering is read
+    names='cnnbench.bench.family.x_by_seed* cnnbench.bench.family.x_comparisons* cnnbench.bench.family.x_family*'
     tests="tests/bench/test_report.py tests/bench/test_stats_pairing.py" ;;
   questions) src=cnnbench/bench/questions.py  # per-question Holm, outcomes and verdicts
     names='cnnbench.bench.questions.x__outcomes* cnnbench.bench.questions.x__classify* cnnbench.bench.questions.x_answer* cnnbench.bench.questions.x__verdict*'

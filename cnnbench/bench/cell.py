@@ -22,7 +22,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cnnbench.bench.axes import AXES
 from cnnbench.bench.results import RESULT_SUFFIX, write_json_atomic
+from cnnbench.core.vocab import PADDING_MODES
 
 __all__ = ["RESULT_SUFFIX", "build", "environment", "execute", "main", "run_cell", "write_json_atomic"]
 
@@ -50,11 +52,16 @@ def environment() -> dict[str, Any]:
 
     commit = git_commit()
     return {
-        "cnnbench": cnnbench.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "lightning": lightning.__version__, "python": platform.python_version(), "git_commit": commit or None,
-        "machine": platform.machine(), "cpus": os.cpu_count(),
+        "cnnbench": cnnbench.__version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "lightning": lightning.__version__,
+        "python": platform.python_version(),
+        "git_commit": commit or None,
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }  # fmt: skip
+    }
 
 
 def build(run: dict[str, Any]) -> tuple[Any, Any]:
@@ -67,18 +74,18 @@ def build(run: dict[str, Any]) -> tuple[Any, Any]:
     if "augment" in cell:  # the grid's augment axis; cells written before it keep the data block's
         data["augment"] = cell["augment"]
     dm = create_data(data.pop("name"), seed=cell["seed"], **data)
-    knobs = {"pool": cell["pool"], "padding": cell["padding"], "padding_mode": cell["padding_mode"]}
-    if knobs["padding_mode"] == "zeros" and _lacks(cell["model"], "padding_mode"):
+    knobs = {a.name: cell[a.name] for a in AXES if a.to_model}  # pool, padding, padding_mode
+    if knobs["padding_mode"] == PADDING_MODES[0] and _lacks(cell["model"], "padding_mode"):
         del knobs["padding_mode"]  # a plugin without the argument pads with zeros, as torch's convolutions do
     model = create_model(cell["model"], **cell["model_args"], **knobs, **model_link(dm))
     return dm, model
 
 
 def _lacks(model: str, argument: str) -> bool:
-    from cnnbench.bench.grid import accepted_arguments
+    from cnnbench.core.signature import accepted_kwargs
     from cnnbench.models import MODELS
 
-    accepted = accepted_arguments(MODELS.get(model))
+    accepted = accepted_kwargs(MODELS.get(model))
     return accepted is not None and argument not in accepted
 
 
@@ -100,28 +107,58 @@ def set_threads(threads: int | None) -> int:
 def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
     """Fit and evaluate one cell; returns the result on rank 0 (None on other ranks)."""
     import lightning as L
-    import torch
 
     from cnnbench.bench.datacache import attach
-    from cnnbench.bench.robustness import evaluate_robustness
     from cnnbench.bench.timing import Timeline
-    from cnnbench.models import summarize
-    from cnnbench.models.base import DivergedError
-    from cnnbench.models.layers import total_stride
-    from cnnbench.training import Throughput, WandbSettings, trainer_extras
 
     cell, grid, out = run["cell"], run["grid"], Path(run["out"])
     threads = set_threads(run.get("threads"))
     L.seed_everything(cell["seed"], workers=True, verbose=False)
     dm, model = build(run)
     shared = attach(dm, grid["data"])  # in a forked cell: the server's decoded data, not the files again
+    result = _first_result(run, model, threads, shared)
+    timeline = Timeline()
+    trainer = _trainer(run, result["environment"], timeline)
+    _fit(trainer, model, dm, result, timeline)
+    if result["status"] == "running":
+        _evaluate(trainer, model, dm, grid, result)
+    result["t_eval_end"] = time.time()
+    result["peak_memory_mb"] = _peak_memory_mb(trainer, cell["devices"])
+    _finish_loggers(trainer, result)
+    if not run.get("keep_checkpoints"):
+        import shutil
+
+        shutil.rmtree(out / "runs" / run["run_id"] / "version_0" / "checkpoints", ignore_errors=True)
+    return result if trainer.is_global_zero else None
+
+
+def _first_result(run: dict[str, Any], model: Any, threads: int, shared: Any) -> dict[str, Any]:
+    """The result before training: coordinates, model size, environment, how the cell was launched."""
+    from cnnbench.models import summarize
+
     rows = summarize(model)
-    result: dict[str, Any] = {
-        "run_id": run["run_id"], "grid": grid["name"], **cell, "status": "running",
-        "params": sum(r.params for r in rows), "macs": sum(r.macs for r in rows), "environment": environment(),
-        "threads": threads, "launcher": run.get("launcher", "subprocess"), "t_launch": run.get("t_launch"),
+    return {
+        "run_id": run["run_id"],
+        "grid": run["grid"]["name"],
+        **run["cell"],
+        "status": "running",
+        "params": sum(r.params for r in rows),
+        "macs": sum(r.macs for r in rows),
+        "environment": environment(),
+        "threads": threads,
+        "launcher": run.get("launcher", "subprocess"),
+        "t_launch": run.get("t_launch"),
         "data_shared": shared,
-    }  # fmt: skip
+    }
+
+
+def _trainer(run: dict[str, Any], env: dict[str, Any], timeline: Any) -> Any:
+    """The cell's Trainer: the grid's ``trainer:`` block, the cell's precision and devices, one W&B run."""
+    import lightning as L
+
+    from cnnbench.training import WandbSettings, trainer_extras
+
+    cell, grid = run["cell"], run["grid"]
     wandb = None
     if run.get("wandb", True):
         tags = [
@@ -134,23 +171,29 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
         wandb = WandbSettings(
             project=run.get("wandb_project", "cnnbench"), group=grid["name"], name=run["run_id"], tags=tags
         )
+    config = {"cell": cell, "grid": grid, "environment": env}
     extras = trainer_extras(
-        str(out / "runs"),
-        run["run_id"],
-        0,
-        wandb=wandb,
-        config={"cell": cell, "grid": grid, "environment": result["environment"]},
-        progress_bar=False,
+        str(Path(run["out"]) / "runs"), run["run_id"], 0, wandb=wandb, config=config, progress_bar=False
     )
-    timeline = Timeline()
     extras["callbacks"].append(timeline)
     trainer = L.Trainer(
         **{"max_epochs": 3, "enable_model_summary": False, "log_every_n_steps": 50, **grid["trainer"]},
-        precision=cell["precision"], devices=cell["devices"], enable_progress_bar=False, **extras,
-    )  # fmt: skip
+        precision=cell["precision"],
+        devices=cell["devices"],
+        enable_progress_bar=False,
+        **extras,
+    )
     for logger in trainer.loggers:
         if hasattr(logger, "keep_open"):
             logger.keep_open = True  # one W&B run for the fit, the test and the summary; finished below
+    return trainer
+
+
+def _fit(trainer: Any, model: Any, dm: Any, result: dict[str, Any], timeline: Any) -> None:
+    """Train; record the status (diverged or still running), the times, throughput and best val accuracy."""
+    from cnnbench.models.base import DivergedError
+    from cnnbench.training import Throughput
+
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
         trainer.fit(model, dm)
@@ -158,57 +201,75 @@ def run_cell(run: dict[str, Any]) -> dict[str, Any] | None:
         result.update(status="diverged", error=str(err))
     result["train_time_s"] = time.perf_counter() - started
     # CPU seconds of this process: what a cell costs on an idle core, whatever else shares the machine
-    result["train_cpu_s"], cpu_started = time.process_time() - cpu_started, time.process_time()
+    result["train_cpu_s"] = time.process_time() - cpu_started
     result.update(t_first_step=timeline.t_first_step, t_train_end=time.time(), val_time_s=timeline.val_time_s)
     result["epochs"] = trainer.current_epoch
-    throughput = next(c for c in trainer.callbacks if isinstance(c, Throughput))  # type: ignore[attr-defined]
+    throughput = next(c for c in trainer.callbacks if isinstance(c, Throughput))
     result["images_per_s"] = throughput.total_images / max(throughput.total_time, 1e-9)
-    ckpt = trainer.checkpoint_callback
-    score = getattr(ckpt, "best_model_score", None)
+    score = getattr(trainer.checkpoint_callback, "best_model_score", None)
     result["best_val_acc"] = float(score) if score is not None else None
-    if result["status"] == "running":
-        best = getattr(ckpt, "best_model_path", "")
-        started = time.perf_counter()
-        metrics = trainer.test(model, dm, ckpt_path="best" if best else None, verbose=False)[0]
-        result.update(status="ok", test_acc=metrics.get("test/acc"), test_loss=metrics.get("test/loss"))
-        result["test_time_s"], started = time.perf_counter() - started, time.perf_counter()
-        if trainer.is_global_zero:
-            images, labels = dm.splits["test"]
-            limit = grid["robustness"].get("max_images")
-            rob = grid["robustness"]
-            strata = getattr(dm, "strata", {}).get("test")  # placement strata (mnist_border)
-            module = trainer.lightning_module
-            result["robustness"] = evaluate_robustness(
-                module, images[:limit], labels[:limit], dm.normalize,
-                shifts=rob["shifts"], fills=rob.get("fills") or [rob.get("fill", "zero")], copies=rob.get("copies", 4),
-                seed=rob.get("seed", 0), edge=rob.get("edge", True), batch_size=rob.get("batch_size") or 4096,
-                strata=None if strata is None else strata[:limit], stride=total_stride(module),
-            )  # fmt: skip
-            # scalar metrics for results.csv columns (border penalty, consistency below/from the stride, ...)
-            result["metrics"] = result["robustness"].pop("columns")
-        result["robustness_time_s"] = time.perf_counter() - started
-        result["eval_cpu_s"] = time.process_time() - cpu_started
-    result["t_eval_end"] = time.time()
-    if torch.cuda.is_available() and cell["devices"] and trainer.strategy.root_device.type == "cuda":
-        result["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        result["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _evaluate(trainer: Any, model: Any, dm: Any, grid: dict[str, Any], result: dict[str, Any]) -> None:
+    """Test the best checkpoint, then (rank 0) the robustness probes on the test images."""
+    cpu_started = time.process_time()
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+    started = time.perf_counter()
+    metrics = trainer.test(model, dm, ckpt_path="best" if best else None, verbose=False)[0]
+    result.update(status="ok", test_acc=metrics.get("test/acc"), test_loss=metrics.get("test/loss"))
+    result["test_time_s"], started = time.perf_counter() - started, time.perf_counter()
+    if trainer.is_global_zero:
+        result["robustness"] = _robustness(trainer.lightning_module, dm, grid["robustness"])
+        # scalar metrics for results.csv columns (border penalty, consistency below/from the stride, ...)
+        result["metrics"] = result["robustness"].pop("columns")
+    result["robustness_time_s"] = time.perf_counter() - started
+    result["eval_cpu_s"] = time.process_time() - cpu_started
+
+
+def _robustness(module: Any, dm: Any, rob: dict[str, Any]) -> dict[str, Any]:
+    from cnnbench.bench.robustness import evaluate_robustness
+    from cnnbench.models.layers import total_stride
+
+    images, labels = dm.splits["test"]
+    limit = rob.get("max_images")
+    strata = getattr(dm, "strata", {}).get("test")  # placement strata (mnist_border)
+    return evaluate_robustness(
+        module,
+        images[:limit],
+        labels[:limit],
+        dm.normalize,
+        shifts=rob["shifts"],
+        fills=rob.get("fills") or [rob.get("fill", "zero")],
+        copies=rob.get("copies", 4),
+        seed=rob.get("seed", 0),
+        edge=rob.get("edge", True),
+        batch_size=rob.get("batch_size") or 4096,
+        strata=None if strata is None else strata[:limit],
+        stride=total_stride(module),
+    )
+
+
+def _peak_memory_mb(trainer: Any, devices: int) -> float:
+    import torch
+
+    if torch.cuda.is_available() and devices and trainer.strategy.root_device.type == "cuda":
+        return float(torch.cuda.max_memory_allocated() / 2**20)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _finish_loggers(trainer: Any, result: dict[str, Any]) -> None:
+    """Put the result's scalars into the W&B run's summary and close it (rank 0)."""
     for logger in trainer.loggers:
         if hasattr(logger, "finish") and trainer.is_global_zero:
             scalars = {k: v for k, v in result.items() if isinstance(v, int | float | str)}
-            logger.experiment.summary.update(scalars)  # type: ignore[attr-defined]
-            logger.finish("success" if result["status"] == "ok" else "failed")  # type: ignore[attr-defined]
-    if not run.get("keep_checkpoints"):
-        import shutil
-
-        shutil.rmtree(out / "runs" / run["run_id"] / "version_0" / "checkpoints", ignore_errors=True)
-    return result if trainer.is_global_zero else None
+            logger.experiment.summary.update(scalars)
+            logger.finish("success" if result["status"] == "ok" else "failed")
 
 
 def execute(run: dict[str, Any]) -> int:
     """Run one cell and write its result atomically (rank 0); the process's exit code.
 
-    Example:
+    Example (not run as a doctest: it trains a model; the runner writes RUN.json):
         >>> execute(json.loads(Path("RUN.json").read_text()))  # doctest: +SKIP
         0
     """

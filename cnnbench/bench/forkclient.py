@@ -4,7 +4,7 @@ This module imports nothing heavy: the runner process never touches CUDA, and st
 the server costs the runner only a ``Popen``; the server imports in the background while
 the runner checks which cells are feasible.
 
-Example:
+Example (not run as a doctest: it starts a server process that imports torch and reads a data set):
     >>> server = ForkServer(Path("out/logs/forkserver.log"), preload=[{"name": "mnist"}])  # doctest: +SKIP
     >>> server.start()  # doctest: +SKIP
     >>> server.wait_ready()  # doctest: +SKIP
@@ -61,8 +61,11 @@ class ForkServer:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cnnbench.bench.forkserver", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=dict(os.environ),
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=dict(os.environ),
+        )
         self._alive = True
         self._send({"op": "hello", "preload": self.preload, "wandb": self.wandb})
         self._reader = threading.Thread(target=self._read, name="forkserver-reader", daemon=True)

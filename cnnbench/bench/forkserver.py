@@ -26,7 +26,7 @@ blocks], "wandb": bool}`` once, then ``{"op": "run", "id", "run", "log", "env", 
 Server → runner: ``{"event": "ready", "import_s"}``, ``{"event": "started", "id", "pid"}``,
 ``{"event": "exit", "id", "code"}`` (code: the exit status, or ``-signal``).
 
-Example:
+Example (not run as a doctest: it starts the server process and trains a cell):
     >>> from cnnbench.bench.forkclient import ForkServer
     >>> server = ForkServer(Path("logs/forkserver.log"))  # doctest: +SKIP
     >>> server.start(); server.run("cell-0", run, Path("logs/cell-0.log"))  # doctest: +SKIP

@@ -7,7 +7,7 @@ axis goes past 100; with one seed it says "no interval (1 seed)".
 * ``shift_<series>``: shift curves, one panel per (other coordinates, padding), a line per pool.
 * ``throughput``: only when the grid compares precisions or device counts; one dot per run.
 
-Example:
+Example (not run as a doctest: it needs a finished grid's results folder):
     >>> from cnnbench.bench.report import write_report
     >>> paths = write_report("results/smoke", fmt="pdf")  # doctest: +SKIP
 """
@@ -24,19 +24,39 @@ from cnnbench.bench import analysis as an
 from cnnbench.bench.stats import describe
 
 if TYPE_CHECKING:
+    from cnnbench.bench.analysis import Analysis
     from cnnbench.bench.questions import Answer
-    from cnnbench.bench.report import Analysis
 
 WIDTH = 7.0  # inches: a page's text width
 DPI = 300
 SHIFT_SERIES = (
     ("consistency_zero_k", "shift consistency, zero-fill (%)", None, "k: largest random offset (px, each axis)"),
     ("consistency_circular_k", "shift consistency, circular (%)", None, "k: largest random offset (px, each axis)"),
-    ("shift_acc_zero_k", "accuracy under random shift, zero-fill (%)", "test_acc", "k: largest random offset (px, each axis); 0 = unshifted"),
-    ("shift_acc_circular_k", "accuracy under random shift, circular (%)", "test_acc", "k: largest random offset (px, each axis); 0 = unshifted"),
-    ("diag_consistency_", "LEGACY: class unchanged, original vs one (+s, +s) shift (%)", None, "s: diagonal shift (px)"),
-    ("diag_shift_acc_", "LEGACY: accuracy under one (+s, +s) shift (%)", "test_acc", "s: diagonal shift (px); 0 = unshifted"),
-)  # fmt: skip
+    (
+        "shift_acc_zero_k",
+        "accuracy under random shift, zero-fill (%)",
+        "test_acc",
+        "k: largest random offset (px, each axis); 0 = unshifted",
+    ),
+    (
+        "shift_acc_circular_k",
+        "accuracy under random shift, circular (%)",
+        "test_acc",
+        "k: largest random offset (px, each axis); 0 = unshifted",
+    ),
+    (
+        "diag_consistency_",
+        "LEGACY: class unchanged, original vs one (+s, +s) shift (%)",
+        None,
+        "s: diagonal shift (px)",
+    ),
+    (
+        "diag_shift_acc_",
+        "LEGACY: accuracy under one (+s, +s) shift (%)",
+        "test_acc",
+        "s: diagonal shift (px); 0 = unshifted",
+    ),
+)
 ONE_SEED = "No interval (1 seed): each point is a single run."
 
 
@@ -75,8 +95,17 @@ def _save(fig: Any, out: Path, stem: str, fmt: str, plt: Any) -> Path:
 def _bar(ax: Any, y: int, mean: float, half: float, color: str | None) -> None:
     """A mean with its interval: filled in ``color`` when resolved, hollow grey when not."""
     err = None if math.isnan(half) else [[half], [half]]
-    ax.errorbar([mean], [y], xerr=err, fmt="o", color=color or "C7", capsize=2, markersize=4,
-                markerfacecolor=color or "white", lw=1.2)  # fmt: skip
+    ax.errorbar(
+        [mean],
+        [y],
+        xerr=err,
+        fmt="o",
+        color=color or "C7",
+        capsize=2,
+        markersize=4,
+        markerfacecolor=color or "white",
+        lw=1.2,
+    )
 
 
 def answer_figure(ans: Answer, out: Path, fmt: str, plt: Any) -> Path | None:
@@ -108,11 +137,16 @@ def answer_figure(ans: Answer, out: Path, fmt: str, plt: Any) -> Path | None:
     ns = [o.comp.diff.n for o in shown if o.comp is not None]
     one = max(ns) < 2
     missing = len(ans.outcomes) - len(shown)
-    _footer(fig, (ONE_SEED + " " if one else "") + (f"Not shown (no data): {missing} of {len(ans.outcomes)} "
-            "comparisons. " if missing else "") + f"Each row: mean over n = {_n_text(ns)} seeds of A − B on the same "
-            f"seed. Bar: t-interval at its Holm level within this question (m = {ans.m}). Filled blue: resolved in a "
-            f"direction; filled green: practically equivalent (inside ±δ = {q.delta:g}, the green band); hollow: not "
-            f"resolved. Conditions: {q.conditions}.", top=0.2 * len(title) + 0.05)  # fmt: skip
+    _footer(
+        fig,
+        (ONE_SEED + " " if one else "")
+        + (f"Not shown (no data): {missing} of {len(ans.outcomes)} comparisons. " if missing else "")
+        + f"Each row: mean over n = {_n_text(ns)} seeds of A − B on the same "
+        f"seed. Bar: t-interval at its Holm level within this question (m = {ans.m}). Filled blue: resolved in a "
+        f"direction; filled green: practically equivalent (inside ±δ = {q.delta:g}, the green band); hollow: not "
+        f"resolved. Conditions: {q.conditions}.",
+        top=0.2 * len(title) + 0.05,
+    )
     return _save(fig, out, f"answer_{q.id}", fmt, plt)
 
 
@@ -151,17 +185,28 @@ def forest(fam: list[an.Row], axis: str, metric: str, label: str, out: Path, fmt
     title = f"{axis}: {label}, paired differences {against} (exploratory)" + (f"; {common}" if common else "")
     fig.text(0.01, 0.99, title, fontsize=9, va="top", weight="bold")
     ns = [c.comp.diff.n for c in rows]
-    _footer(fig, (ONE_SEED + " " if max(ns) < 2 else "") + f"Each row: mean over n = {_n_text(ns)} seeds of "
-            f"(A − {ref or 'B'}) on the same seed. Bar: t-interval at its Holm level over all {len(fam)} exploratory "
-            "comparisons of REPORT.md; filled: excludes 0 (Holm), hollow: not.", top=0.25)  # fmt: skip
+    _footer(
+        fig,
+        (ONE_SEED + " " if max(ns) < 2 else "") + f"Each row: mean over n = {_n_text(ns)} seeds of "
+        f"(A − {ref or 'B'}) on the same seed. Bar: t-interval at its Holm level over all {len(fam)} exploratory "
+        "comparisons of REPORT.md; filled: excludes 0 (Holm), hollow: not.",
+        top=0.25,
+    )
     return _save(fig, out, f"forest_{axis}_{metric}", fmt, plt)
 
 
-def shift_curves(a: Analysis, prefix: str, ylabel: str, base: str | None, xlabel: str, out: Path, fmt: str,
-                 plt: Any) -> Path | None:  # fmt: skip
+def shift_curves(
+    a: Analysis, prefix: str, ylabel: str, base: str | None, xlabel: str, out: Path, fmt: str, plt: Any
+) -> Path | None:
     """One panel per (model, other varying coordinates) × padding, at most 3 a row; a line per pool with a 95% band."""
-    ks = sorted({int(k[len(prefix) : -5]) for c in a.cells for k in c if k.startswith(prefix) and k.endswith("_mean")
-                 and k[len(prefix) : -5].isdigit() and not math.isnan(c[k])})  # fmt: skip
+    ks = sorted(
+        {
+            int(k[len(prefix) : -5])
+            for c in a.cells
+            for k in c
+            if k.startswith(prefix) and k.endswith("_mean") and k[len(prefix) : -5].isdigit() and not math.isnan(c[k])
+        }
+    )
     if not ks:
         return None
     skip = a.low_cells if an.needs_accuracy(prefix) else set()
@@ -179,17 +224,8 @@ def shift_curves(a: Analysis, prefix: str, ylabel: str, base: str | None, xlabel
     for i, key in enumerate(keys):
         ax = axes[i // cols][i % cols]
         for c in (c for c in good if (*(str(c[k]) for k in extra), str(c["padding"])) == key):
-            xs, ys, cis = ([0], [c[f"{base}_mean"] * 100], [c[f"{base}_ci95"] * 100]) if base else ([], [], [])
-            for k in ks:
-                xs.append(k)
-                ys.append(c[f"{prefix}{k}_mean"] * 100)
-                cis.append(c[f"{prefix}{k}_ci95"] * 100)
-            cis = [0.0 if math.isnan(v) else v for v in cis]
             color = f"C{pools.index(str(c['pool'])) % 10}"  # one colour per pool in every panel
-            ax.plot(xs, ys, marker="o", ms=2.5, lw=1, color=color, label=str(c["pool"]))
-            ax.fill_between(xs, [y - e for y, e in zip(ys, cis)], [min(y + e, 100) for y, e in zip(ys, cis)],
-                            color=color, alpha=0.15, lw=0)  # fmt: skip
-            low = min(low, *[y - e for y, e in zip(ys, cis)])
+            low = min(low, _shift_line(ax, c, prefix, base, ks, color))
             ns.append(c["n_ok"])
         ax.set_title(_where(dict(zip([*extra, "padding"], key))), fontsize=8)
         ax.set_xticks([0, *ks] if base else ks)
@@ -201,19 +237,49 @@ def shift_curves(a: Analysis, prefix: str, ylabel: str, base: str | None, xlabel
             ax.set_ylabel("%", fontsize=8)
     for j in range(len(keys), nrows * cols):
         axes[j // cols][j % cols].set_visible(False)
-    handles, names = axes[0][0].get_legend_handles_labels()
-    by_name = dict(zip(names, handles))
-    fig.legend(list(by_name.values()), [f"pool {n}" for n in by_name], title=ylabel.removesuffix(" (%)"),
-               fontsize=7, title_fontsize=9, loc="upper center", ncol=min(8, len(by_name)), bbox_to_anchor=(0.5, 1.0),
-               frameon=False)  # fmt: skip
+    _pool_legend(fig, axes[0][0], ylabel)
     axes[0][0].set_ylim(max(0.0, math.floor(low - 1)), 100.0)  # shared y: never past 100%
     one = bool(ns) and max(ns) < 2
     note = f" Left out near chance: {len(skip & {c['cell'] for c in a.cells if c['n_ok']})} cells." if skip else ""
-    _footer(fig, (ONE_SEED + " " if one else "") + f"n = {_n_text(ns)} seeds per point. Line: mean over seeds; band: "
-            f"95% t-interval of that cell's mean (unpaired; paired differences are in REPORT.md). {xlabel}.{note}",
-            top=0.55)  # fmt: skip
+    _footer(
+        fig,
+        (ONE_SEED + " " if one else "") + f"n = {_n_text(ns)} seeds per point. Line: mean over seeds; band: "
+        f"95% t-interval of that cell's mean (unpaired; paired differences are in REPORT.md). {xlabel}.{note}",
+        top=0.55,
+    )
     name = prefix.rstrip("_").removesuffix("_k").removeprefix("shift_").replace("diag_shift_", "diag_")
     return _save(fig, out, f"shift_{name.replace('diag_', 'legacy_diag_')}", fmt, plt)
+
+
+def _shift_line(ax: Any, c: dict[str, Any], prefix: str, base: str | None, ks: list[int], color: str) -> float:
+    """One cell's curve over k (from the unshifted ``base`` metric at 0) with its 95% band; the band's lowest point."""
+    xs, ys, cis = ([0], [c[f"{base}_mean"] * 100], [c[f"{base}_ci95"] * 100]) if base else ([], [], [])
+    for k in ks:
+        xs.append(k)
+        ys.append(c[f"{prefix}{k}_mean"] * 100)
+        cis.append(c[f"{prefix}{k}_ci95"] * 100)
+    cis = [0.0 if math.isnan(v) else v for v in cis]
+    ax.plot(xs, ys, marker="o", ms=2.5, lw=1, color=color, label=str(c["pool"]))
+    lows = [y - e for y, e in zip(ys, cis)]
+    ax.fill_between(xs, lows, [min(y + e, 100) for y, e in zip(ys, cis)], color=color, alpha=0.15, lw=0)
+    return min(lows)
+
+
+def _pool_legend(fig: Any, ax: Any, ylabel: str) -> None:
+    """One legend for every panel, a pool an entry, above the panels."""
+    handles, names = ax.get_legend_handles_labels()
+    by_name = dict(zip(names, handles))
+    fig.legend(
+        list(by_name.values()),
+        [f"pool {n}" for n in by_name],
+        title=ylabel.removesuffix(" (%)"),
+        fontsize=7,
+        title_fontsize=9,
+        loc="upper center",
+        ncol=min(8, len(by_name)),
+        bbox_to_anchor=(0.5, 1.0),
+        frameon=False,
+    )
 
 
 def throughput(rows: list[dict[str, Any]], out: Path, fmt: str, plt: Any) -> Path | None:
@@ -237,8 +303,11 @@ def throughput(rows: list[dict[str, Any]], out: Path, fmt: str, plt: Any) -> Pat
         ax.set_xlabel(axis, fontsize=8)
         ax.set_ylabel("training images/s", fontsize=8)
         ax.set_ylim(bottom=0)
-    _footer(fig, f"Each dot one run (every pool/padding/seed, n = {len(good)}); line: mean. "
-            "Spread includes other jobs on the machine.")  # fmt: skip
+    _footer(
+        fig,
+        f"Each dot one run (every pool/padding/seed, n = {len(good)}); line: mean. "
+        "Spread includes other jobs on the machine.",
+    )
     return _save(fig, out, "throughput", fmt, plt)
 
 
@@ -258,8 +327,11 @@ def plot(a: Analysis, out: Path, fmt: str = "png") -> list[Path]:
             for metric in dict.fromkeys(c.metric for c in a.family if c.axis == axis):
                 paths.append(forest(a.family, axis, metric, labels.get(metric, metric), out, fmt, plt))
         folded = {c.rsplit("_k", 1)[0] + "_k" for c in an.folded_columns(a.folds) if an.PER_K.search(c)}
-        paths += [shift_curves(a, prefix, ylabel, base, xlabel, out, fmt, plt)
-                  for prefix, ylabel, base, xlabel in SHIFT_SERIES if prefix not in folded]  # fmt: skip
+        paths += [
+            shift_curves(a, prefix, ylabel, base, xlabel, out, fmt, plt)
+            for prefix, ylabel, base, xlabel in SHIFT_SERIES
+            if prefix not in folded
+        ]
         paths.append(throughput(a.rows, out, fmt, plt))
     kept = [p for p in paths if p is not None]
     for old in out.iterdir():  # superseded figures of an earlier report

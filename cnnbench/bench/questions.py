@@ -49,7 +49,9 @@ from typing import Any
 
 import yaml
 
-from cnnbench.bench.analysis import ALPHA, cell_id, is_fraction, needs_accuracy, ok
+from cnnbench.bench.family import ALPHA
+from cnnbench.bench.metrics import is_fraction, needs_accuracy
+from cnnbench.bench.rows import cell_id, ok
 from cnnbench.bench.stats import Comparison, half_width, holm_levels, paired, seeds_to_resolve
 
 EXPECT = ("a>b", "a<b", "differs")
@@ -127,9 +129,18 @@ def parse_questions(raw: Any, source: str = "<dict>") -> list[Question]:
             if a == b:
                 raise fail(f"{where}.contrasts[{j}]", "a and b select the same runs")
             contrasts.append(Contrast(a, b))
-        out.append(Question(str(name), str(q["claim"]), str(q["metric"]), float(q["delta"]), q["expect"],
-                            tuple(contrasts), _coords(q.get("where"), f"{where}.where", fail),
-                            str(q.get("conditions") or "")))  # fmt: skip
+        out.append(
+            Question(
+                str(name),
+                str(q["claim"]),
+                str(q["metric"]),
+                float(q["delta"]),
+                q["expect"],
+                tuple(contrasts),
+                _coords(q.get("where"), f"{where}.where", fail),
+                str(q.get("conditions") or ""),
+            )
+        )
     return out
 
 
@@ -198,9 +209,12 @@ def _check_columns(q: Question, rows: list[dict[str, Any]], coords: tuple[str, .
 
 
 def _outcomes(
-    q: Question, rows: list[dict[str, Any]], coords: tuple[str, ...], planned: list[dict[str, Any]] | None,
+    q: Question,
+    rows: list[dict[str, Any]],
+    coords: tuple[str, ...],
+    planned: list[dict[str, Any]] | None,
     skip: AbstractSet[str],
-) -> list[Outcome]:  # fmt: skip
+) -> list[Outcome]:
     out = []
     for c in q.contrasts:
         fixed = set(q.where) | set(c.a) | set(c.b)
@@ -238,9 +252,13 @@ def _classify(o: Outcome, delta: float) -> str:
 
 
 def answer(
-    q: Question, rows: list[dict[str, Any]], coords: tuple[str, ...], planned: list[dict[str, Any]] | None = None,
-    skip: AbstractSet[str] = frozenset(), alpha: float = ALPHA,  # type: ignore[assignment]
-) -> Answer:  # fmt: skip
+    q: Question,
+    rows: list[dict[str, Any]],
+    coords: tuple[str, ...],
+    planned: list[dict[str, Any]] | None = None,
+    skip: AbstractSet[str] = frozenset(),
+    alpha: float = ALPHA,  # type: ignore[assignment]
+) -> Answer:
     """The question's comparisons, adjusted within the question (Holm), and its one verdict."""
     _check_columns(q, rows, coords)
     outcomes = _outcomes(q, rows, coords, planned, skip)

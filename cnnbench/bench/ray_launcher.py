@@ -2,7 +2,7 @@
 
 Design (each point tested in ``tests/bench/test_ray_launcher.py``):
 
-* **Actors, not one task per cell.** Each Ray actor (:class:`CellWorker`) starts one fork
+* **Actors, not one task per cell.** Each Ray actor (:class:`~cnnbench.bench.ray_worker.CellWorker`) starts one fork
   server (:mod:`cnnbench.bench.forkserver`, the same code the ``fork`` launcher uses), which
   imports torch and Lightning and reads the grid's data once; every cell the actor is given
   runs in a process forked from it. A cell that raises, segfaults or runs past ``--timeout``
@@ -27,7 +27,7 @@ Design (each point tested in ``tests/bench/test_ray_launcher.py``):
   cells die with them: ``PR_SET_PDEATHSIG``); a SIGKILLed driver's actors are killed by Ray
   when it sees the driver's job end. Finished cells are in ``DIR``; a rerun skips them.
 
-Example:
+Example (not run as a doctest: it needs Ray and a cluster, and trains every cell):
     >>> from cnnbench.bench.runner import run_grid
     >>> run_grid(spec, "results/smoke", launcher="ray", ray=RayOptions(address="auto"))  # doctest: +SKIP
 """
@@ -37,28 +37,23 @@ from __future__ import annotations
 import collections
 import contextlib
 import math
-import os
 import signal
-import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnbench.bench.forkclient import ForkServer
+from cnnbench.bench.launch import GridOutcome, claim, complete_result
+from cnnbench.bench.ray_worker import CellWorker
 from cnnbench.bench.resources import cell_demand
 from cnnbench.bench.results import RESULT_SUFFIX, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from cnnbench.bench.grid import Cell, GridSpec
     from cnnbench.bench.progress import Progress
-    from cnnbench.bench.runner import GridOutcome
 
 INSTALL_HINT = '--launcher ray needs Ray, which is not installed: pip install "cnnbench[ray]"'
-#: a run folder's files the driver copies back (checkpoints and W&B files stay on the node)
-SHIPPED_LIMIT = 16 * 2**20
 
 
 class RayMissingError(ValueError):
@@ -93,61 +88,6 @@ def import_ray() -> Any:
     except ImportError:
         raise RayMissingError(INSTALL_HINT) from None
     return ray
-
-
-class CellWorker:
-    """The Ray actor: a fork server on its node, one cell at a time, results returned (not written)."""
-
-    def __init__(self, scratch: str | None, preload: list[dict[str, Any]] | None, wandb: bool, keep: bool) -> None:
-        """``preload`` None: no fork server (an actor for DDP cells, which run as subprocesses)."""
-        self.keep = keep
-        root = Path(scratch or os.environ.get("CNNBENCH_RAY_SCRATCH") or tempfile.gettempdir())
-        root.mkdir(parents=True, exist_ok=True)
-        self.scratch = Path(tempfile.mkdtemp(prefix="cnnbench-ray-", dir=root))
-        for sub in ("results", "logs"):
-            (self.scratch / sub).mkdir()
-        self.server = None
-        if preload is not None:
-            self.server = ForkServer(self.scratch / "logs" / "forkserver.log", preload=preload, wandb=wandb)
-            self.server.start()  # imports in the background; ready() waits for it
-
-    def ready(self) -> dict[str, Any]:
-        forking = self.server is not None and self.server.wait_ready()
-        ready_s = self.server.ready_s if self.server is not None else None
-        return {"pid": os.getpid(), "node": socket.gethostname(), "forking": forking, "ready_s": ready_s}
-
-    def close(self) -> None:
-        """Stop the fork server; remove the scratch folder unless its checkpoints are kept."""
-        if self.server is not None:
-            self.server.close()
-        if not self.keep:
-            import shutil
-
-            shutil.rmtree(self.scratch, ignore_errors=True)
-
-    def run(self, run: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-        """Run one cell in this node's scratch folder; return what the driver writes."""
-        from cnnbench.bench.runner import _run_subprocess, read_result
-
-        run_id, out = run["run_id"], self.scratch
-        run = {**run, "out": str(out)}
-        result_path, log_path = out / "results" / f"{run_id}{RESULT_SUFFIX}", out / "logs" / f"{run_id}.log"
-        result_path.unlink(missing_ok=True)
-        code: int | str
-        if self.server is not None and self.server.wait_ready():
-            code = self.server.run(run_id, run, log_path, timeout=timeout, data=run["grid"]["data"])
-        else:  # DDP, or a fork server that could not start: a fresh Python, as the other launchers do
-            code = _run_subprocess(run, out, log_path, {}, run["threads"], timeout)
-        folder = out / "runs" / run_id / "version_0"
-        files = {
-            str(p.relative_to(out)): p.read_text(errors="replace")
-            for p in sorted(folder.glob("*"))
-            if p.is_file() and p.stat().st_size <= SHIPPED_LIMIT
-        }
-        return {
-            "code": code, "result": read_result(result_path), "log": log_path.read_text(errors="replace")
-            if log_path.exists() else "", "files": files, "node": socket.gethostname(), "node_out": str(out),
-        }  # fmt: skip
 
 
 @dataclass
@@ -186,8 +126,6 @@ def run_on_ray(
     retry_failed: bool,
 ) -> None:
     """Run ``todo`` (feasible cells without a finished result) on Ray; called by ``run_grid``."""
-    from cnnbench.bench.runner import claim
-
     ray = import_ray()
     if not todo:
         return  # everything is finished: no need to reach the cluster
@@ -392,9 +330,15 @@ def _settle(ctx: _Context, pool: _Pool, queue: collections.deque[_Job], ref: Any
 def _run_request(ctx: _Context, cell: Cell, threads: int, t_launch: float) -> dict[str, Any]:
     """What a cell's process needs (``out`` is set by the actor: its own node's scratch folder)."""
     return {
-        "run_id": cell.run_id, "cell": cell.to_dict(), "grid": ctx.spec.to_dict(), "wandb": ctx.wandb,
-        "keep_checkpoints": ctx.keep_checkpoints, "threads": threads, "launcher": "ray", "t_launch": t_launch,
-    }  # fmt: skip
+        "run_id": cell.run_id,
+        "cell": cell.to_dict(),
+        "grid": ctx.spec.to_dict(),
+        "wandb": ctx.wandb,
+        "keep_checkpoints": ctx.keep_checkpoints,
+        "threads": threads,
+        "launcher": "ray",
+        "t_launch": t_launch,
+    }
 
 
 def _first_line(err: BaseException) -> str:
@@ -419,8 +363,6 @@ def _lost(job: _Job, error: str) -> dict[str, Any]:
 
 def _write(ctx: _Context, job: _Job, payload: dict[str, Any]) -> None:
     """Write the cell's log, run files and (last) result into the driver's folder, each atomically."""
-    from cnnbench.bench.runner import complete_result
-
     cell, out = job.cell, ctx.out
     write_text_atomic(out / "logs" / f"{cell.run_id}.log", payload["log"])
     for relative, text in payload["files"].items():

@@ -39,9 +39,18 @@ import torch
 from cnnbench.data.border import EDGE_DIRECTIONS, FILLS, STRATA, edge_offsets, shift_each
 
 __all__ = [
-    "EDGE_DIRECTIONS", "FILLS", "blank_border", "border_metrics", "edge_offsets", "edge_probe", "evaluate_robustness",
-    "random_offsets", "shift_each", "stride_columns", "translation_probe",
-]  # fmt: skip
+    "EDGE_DIRECTIONS",
+    "FILLS",
+    "blank_border",
+    "border_metrics",
+    "edge_offsets",
+    "edge_probe",
+    "evaluate_robustness",
+    "random_offsets",
+    "shift_each",
+    "stride_columns",
+    "translation_probe",
+]
 
 
 def random_offsets(n: int, k: int, copies: int, seed: int) -> torch.Tensor:
@@ -81,23 +90,19 @@ def evaluate_robustness(
 
     Args:
         model: A classifier; evaluated in eval mode on its own device (mode restored).
-        images: Pixels 0-255 (N, C, H, W), uint8 or float, any device.
-        labels: Classes (N,).
+        images, labels: Pixels 0-255 (N, C, H, W), uint8 or float, any device; classes (N,).
         normalize: Pixels → model input (the data module's ``normalize``).
         shifts: Largest offsets ``k`` to measure (pixels, each axis); may be empty.
         fills: ``zero`` and/or ``circular``.
         copies: Shifted copies per image and ``k`` (≥ 2); all their pairs count.
         seed: Seed of the offsets (the same images get the same offsets in every cell).
-        edge: Run the large-translation probe (:func:`translation_probe`).
-        batch_size: Images per forward pass.
-        strata: Per-image stratum codes (0 centred, 1-8 border; :data:`~cnnbench.data.border.STRATA`):
-            adds :func:`border_metrics`, reusing the clean predictions.
+        edge, batch_size: Run the large-translation probe (:func:`translation_probe`); images per forward pass.
+        strata: Stratum codes (0 centred, 1-8 border; ``data.border.STRATA``): adds :func:`border_metrics`.
         stride: The network's total stride: adds the below/from-stride consistency columns.
 
     Returns:
-        ``{"acc", "shift": {fill: {"consistency": {k: p}, "acc": {k: a}}}, "translation": {...},
-        "border": {...}, "columns": {name: value}, "definition", "copies", "pairs", "seed", "images"}``;
-        ``columns`` holds the scalar metrics meant for ``results.csv``.
+        ``{"acc", "definition", "copies", "pairs", "seed", "images", "shift": {fill: {"consistency": {k: p},
+        "acc": {k: a}}}, "translation", "border", "columns"}``; ``columns``: the scalars for ``results.csv``.
 
     Example:
         >>> import torch
@@ -115,45 +120,97 @@ def evaluate_robustness(
     model.eval()
     device = next(model.parameters()).device
     x, y = images.to(device).float(), labels.to(device)
-    n = len(y)
     clean = _predict(model, x, normalize, batch_size)
-    result: dict[str, Any] = {
-        "acc": float((clean == y).float().mean()) if n else float("nan"),
+    result = _clean_result(clean, y, copies, seed)
+    for fill in fills:
+        result["shift"][fill] = shift_metrics(model, x, y, normalize, shifts, fill, copies, seed, batch_size)
+    columns = {} if stride is None else _stride_columns(result, stride)
+    if edge:
+        columns.update(_translation(model, x, y, normalize, batch_size, result))
+    if strata is not None:
+        columns.update(_border(model, x, y, strata.to(device), normalize, batch_size, clean, result))
+    result["columns"] = columns
+    model.train(was_training)
+    return result
+
+
+def _stride_columns(result: dict[str, Any], stride: int) -> dict[str, Any]:
+    """Each fill's consistency below and from the network's total stride; the stride into ``result``."""
+    columns: dict[str, Any] = {}
+    for fill, block in result["shift"].items():
+        columns.update(stride_columns(block["consistency"], stride, f"consistency_{fill}"))
+    result["stride"] = columns["total_stride"] = stride
+    return columns
+
+
+def _clean_result(clean: torch.Tensor, y: torch.Tensor, copies: int, seed: int) -> dict[str, Any]:
+    """The result's head: clean accuracy and how consistency is measured (the shifts follow)."""
+    return {
+        "acc": float((clean == y).float().mean()) if len(y) else float("nan"),
         "definition": "zhang2019",
         "copies": copies,
         "pairs": copies * (copies - 1) // 2,
         "seed": seed,
-        "images": n,
+        "images": len(y),
         "shift": {},
     }
-    columns: dict[str, Any] = {}
-    for fill in fills:
-        consistency, accuracy = {}, {}
-        for k in shifts:
-            offsets = random_offsets(n, k, copies, seed)
-            preds = torch.stack(
-                [_predict(model, shift_each(x, o[:, 0], o[:, 1], fill), normalize, batch_size) for o in offsets]
-            )  # (copies, N)
-            agree = [(preds[i] == preds[j]).float().mean() for i in range(copies) for j in range(i + 1, copies)]
-            consistency[k] = float(torch.stack(agree).mean())
-            accuracy[k] = float((preds == y[None]).float().mean())
-        result["shift"][fill] = {"consistency": consistency, "acc": accuracy}
-        if stride is not None:
-            columns.update(stride_columns(consistency, stride, f"consistency_{fill}"))
-    if stride is not None:
-        result["stride"] = columns["total_stride"] = stride
-    if edge:
-        result["translation"] = translation_probe(model, x, y, normalize, batch_size)
-        columns["translation_acc"] = result["translation"]["acc_mean"]
-        moved = list(result["translation"]["mean_shift_px"].values())
-        columns["translation_shift_px"] = sum(moved) / len(moved)
-    if strata is not None:
-        result["border"] = border_metrics(model, x, y, strata.to(device), normalize, batch_size, clean)
-        columns.update({k: v for k, v in result["border"].items() if not isinstance(v, dict)})
-        columns.update({f"acc_{d}": a for d, a in result["border"]["acc_by_stratum"].items() if d != "centred"})
-    result["columns"] = columns
-    model.train(was_training)
-    return result
+
+
+def _translation(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    batch_size: int,
+    result: dict[str, Any],
+) -> dict[str, float]:
+    """The large-translation probe into ``result["translation"]``; its columns."""
+    result["translation"] = translation_probe(model, x, y, normalize, batch_size)
+    moved = list(result["translation"]["mean_shift_px"].values())
+    return {"translation_acc": result["translation"]["acc_mean"], "translation_shift_px": sum(moved) / len(moved)}
+
+
+def _border(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    strata: torch.Tensor,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    batch_size: int,
+    clean: torch.Tensor,
+    result: dict[str, Any],
+) -> dict[str, float]:
+    """The border-placement metrics into ``result["border"]``; their scalar columns and accuracy per direction."""
+    result["border"] = border = border_metrics(model, x, y, strata, normalize, batch_size, clean)
+    columns = {k: v for k, v in border.items() if not isinstance(v, dict)}
+    columns.update({f"acc_{d}": a for d, a in border["acc_by_stratum"].items() if d != "centred"})
+    return columns
+
+
+def shift_metrics(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    shifts: list[int],
+    fill: str,
+    copies: int,
+    seed: int,
+    batch_size: int,
+) -> dict[str, dict[int, float]]:
+    """Zhang 2019 shift consistency and accuracy under shift for one fill, per largest offset ``k``:
+    ``copies`` copies of each image, each shifted by its own random offset in [-k, k]², every pair compared."""
+    consistency, accuracy = {}, {}
+    n = len(y)
+    for k in shifts:
+        offsets = random_offsets(n, k, copies, seed)
+        preds = torch.stack(
+            [_predict(model, shift_each(x, o[:, 0], o[:, 1], fill), normalize, batch_size) for o in offsets]
+        )  # (copies, N)
+        agree = [(preds[i] == preds[j]).float().mean() for i in range(copies) for j in range(i + 1, copies)]
+        consistency[k] = float(torch.stack(agree).mean())
+        accuracy[k] = float((preds == y[None]).float().mean())
+    return {"consistency": consistency, "acc": accuracy}
 
 
 def stride_columns(consistency: dict[int, float], stride: int, prefix: str) -> dict[str, float]:

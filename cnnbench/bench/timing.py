@@ -59,6 +59,11 @@ def breakdown(result: dict[str, Any]) -> dict[str, float | None]:
     start, leave, wall = first - t0, exit_ - eval_end, exit_ - t0
     train = train_end - first - val
     return {
-        "start_s": start, "exit_s": leave, "fixed_s": start + leave, "train_s": train, "eval_s": evaluation,
-        "other_s": wall - (start + leave) - train - evaluation, "wall_s": wall,
-    }  # fmt: skip
+        "start_s": start,
+        "exit_s": leave,
+        "fixed_s": start + leave,
+        "train_s": train,
+        "eval_s": evaluation,
+        "other_s": wall - (start + leave) - train - evaluation,
+        "wall_s": wall,
+    }

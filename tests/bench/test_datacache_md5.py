@@ -61,13 +61,25 @@ def test_a_corrupted_file_fails_the_forked_cell_with_the_integrity_error(checked
     images.write_bytes(bytes(data))
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte"):
         dm.check()
-    spec = GridSpec.from_dict({
-        "name": "md5", "data": {"name": "checked_mnist", "root": str(checked_mnist), "download": False,
-                                "verify": True, "val_size": 40, "batch_size": 32},
-        "models": ["lenet5"], "pool": ["max"], "padding": ["same"], "seeds": [0],
-        "trainer": {"max_steps": 2, "limit_val_batches": 1, "num_sanity_val_steps": 0},
-        "robustness": {"shifts": [1], "max_images": 8, "fills": ["zero"], "edge": False},
-    })  # fmt: skip
+    spec = GridSpec.from_dict(
+        {
+            "name": "md5",
+            "data": {
+                "name": "checked_mnist",
+                "root": str(checked_mnist),
+                "download": False,
+                "verify": True,
+                "val_size": 40,
+                "batch_size": 32,
+            },
+            "models": ["lenet5"],
+            "pool": ["max"],
+            "padding": ["same"],
+            "seeds": [0],
+            "trainer": {"max_steps": 2, "limit_val_batches": 1, "num_sanity_val_steps": 0},
+            "robustness": {"shifts": [1], "max_images": 8, "fills": ["zero"], "edge": False},
+        }
+    )
     out = tmp_path / "out"
     run_grid(spec, out, wandb=False, log=io.StringIO())
     (result,) = load_results(out)

@@ -95,11 +95,22 @@ def test_forest_names_each_rows_reference_when_contexts_differ(tmp_path: Path, s
         ("background", "full"): 0.95,
     }
     rows = [
-        {"run_id": f"lenet5-max-{pad}-{mode}-32-true-d1-s{seed}", "model_label": "lenet5", "pool": "max",
-         "padding": pad, "padding_mode": mode, "precision": "32-true", "devices": 1, "augment": "none",
-         "seed": seed, "status": "ok", "test_acc": acc + 0.001 * seed * (pad == "same")}
-        for (mode, pad), acc in arms.items() for seed in range(3)
-    ]  # fmt: skip
+        {
+            "run_id": f"lenet5-max-{pad}-{mode}-32-true-d1-s{seed}",
+            "model_label": "lenet5",
+            "pool": "max",
+            "padding": pad,
+            "padding_mode": mode,
+            "precision": "32-true",
+            "devices": 1,
+            "augment": "none",
+            "seed": seed,
+            "status": "ok",
+            "test_acc": acc + 0.001 * seed * (pad == "same"),
+        }
+        for (mode, pad), acc in arms.items()
+        for seed in range(3)
+    ]
     fam = analysis.family(rows, ["padding"], ["test_acc"])
     assert {(r.comp.a, r.comp.b) for r in fam} >= {("same", "valid"), ("full", "same")}
     path = plots.forest(fam, "padding", "test_acc", "test accuracy", tmp_path, "svg", plt)

@@ -21,10 +21,21 @@ from cnnbench.cli import main
 scipy_stats = pytest.importorskip("scipy.stats")
 
 SEEDS = [0, 1, 2, 3]
-GRID = {"name": "q-grid", "data": {"name": "mnist"}, "models": [{"name": "lenet5", "args": {}}],
-        "pool": ["max", "avg", "min"], "padding": ["valid", "same"], "padding_mode": ["zeros"],
-        "precision": ["32-true"], "devices": [1], "seeds": SEEDS, "trainer": {}, "robustness": {},
-        "augment": ["standard"], "description": ""}  # fmt: skip
+GRID = {
+    "name": "q-grid",
+    "data": {"name": "mnist"},
+    "models": [{"name": "lenet5", "args": {}}],
+    "pool": ["max", "avg", "min"],
+    "padding": ["valid", "same"],
+    "padding_mode": ["zeros"],
+    "precision": ["32-true"],
+    "devices": [1],
+    "seeds": SEEDS,
+    "trainer": {},
+    "robustness": {},
+    "augment": ["standard"],
+    "description": "",
+}
 Z = [v / math.sqrt(20 / 3) for v in (-3, -1, 1, 3)]  # mean 0, SD 1 exactly
 ACC = {
     ("max", "valid"): [0.9900, 0.9910, 0.9890, 0.9905],
@@ -33,8 +44,11 @@ ACC = {
 ACC[("avg", "valid")] = [m - d for m, d in zip(ACC[("max", "valid")], [0.010, 0.012, 0.008])]  # seed 3 never ran
 ACC[("avg", "same")] = [m - d for m, d in zip(ACC[("max", "same")], [0.0005, -0.0005, 0.0010, 0.0])]  # equivalent
 ACC[("min", "valid")] = [m - d for m, d in zip(ACC[("max", "valid")], [0.020, 0.025, 0.015, 0.022])]
-CONS = {("max", "valid"): [0.80, 0.82, 0.78, 0.81], ("max", "same"): [0.70, 0.72, 0.71, 0.69],
-        ("min", "valid"): [0.60, 0.62, 0.58, 0.61]}  # fmt: skip
+CONS = {
+    ("max", "valid"): [0.80, 0.82, 0.78, 0.81],
+    ("max", "same"): [0.70, 0.72, 0.71, 0.69],
+    ("min", "valid"): [0.60, 0.62, 0.58, 0.61],
+}
 CONS[("avg", "valid")] = [m + d for m, d in zip(CONS[("max", "valid")], [0.02, -0.03, 0.04])]  # noisy: not resolved
 # mean +0.3, SD 0.4 points: the 95% CI [-0.34, +0.94] lies inside ±1, the Holm-level (97.5%) one does not
 CONS[("avg", "same")] = [m + (0.3 + 0.4 * z) / 100 for m, z in zip(CONS[("max", "same")], Z)]
@@ -74,14 +88,30 @@ questions:
 
 
 def result(pool: str, padding: str, seed: int) -> dict[str, Any]:
-    run = {"run_id": f"lenet5-{pool}-{padding}-zeros-32-true-d1-s{seed}", "grid": "q-grid", "model": "lenet5",
-           "model_label": "lenet5", "pool": pool, "padding": padding, "padding_mode": "zeros", "precision": "32-true",
-           "devices": 1, "seed": seed, "augment": "standard", "params": 61_706, "macs": 421_000}  # fmt: skip
+    run = {
+        "run_id": f"lenet5-{pool}-{padding}-zeros-32-true-d1-s{seed}",
+        "grid": "q-grid",
+        "model": "lenet5",
+        "model_label": "lenet5",
+        "pool": pool,
+        "padding": padding,
+        "padding_mode": "zeros",
+        "precision": "32-true",
+        "devices": 1,
+        "seed": seed,
+        "augment": "standard",
+        "params": 61_706,
+        "macs": 421_000,
+    }
     if (pool, padding) == ("min", "same"):
         return {**run, "status": "failed", "error": "RuntimeError: boom"}
     cons = CONS[(pool, padding)][seed]
-    return {**run, "status": "ok", "test_acc": ACC[(pool, padding)][seed],
-            "robustness": {"shift": {"zero": {"consistency": {"1": cons}, "acc": {"1": 0.9}}}}}  # fmt: skip
+    return {
+        **run,
+        "status": "ok",
+        "test_acc": ACC[(pool, padding)][seed],
+        "robustness": {"shift": {"zero": {"consistency": {"1": cons}, "acc": {"1": 0.9}}}},
+    }
 
 
 def write_folder(out: Path) -> None:
@@ -215,25 +245,39 @@ def test_report_says_what_ran_per_cell_and_lists_what_did_not(tmp_path: Path) ->
     ("text", "message"),
     [
         ("questions: []", "questions: give a non-empty list of questions"),
-        ("questions:\n  - {id: q, claim: c, metric: test_acc, delta: 0.5, expect: 'a>=b', contrasts: [{a: {pool: max}, b: {pool: avg}}]}",
-         "q.expect: unknown value 'a>=b'; valid: a>b, a<b, differs"),
-        ("questions:\n  - {id: q, claim: c, metric: test_acc, delta: 0.5, expect: a>b, contrast: []}",
-         "q.contrast: unknown key; valid keys: id, claim, metric, delta, expect, where, contrasts, conditions"),
-        ("questions:\n  - {id: q, claim: c, metric: test_acc, delta: 0, expect: a>b, contrasts: [{a: {pool: max}, b: {pool: avg}}]}",
-         "q.delta: a positive number"),
-        ("questions:\n  - {id: q, claim: c, metric: top1, delta: 1, expect: a>b, contrasts: [{a: {pool: max}, b: {pool: avg}}]}",
-         "question q: metric 'top1' is not a results.csv column"),
-        ("questions:\n  - {id: q, claim: c, metric: test_acc, delta: 1, expect: a>b, contrasts: [{a: {pooling: max}, b: {pooling: avg}}]}",
-         "question q: 'pooling' is not a results.csv column"),
+        (
+            "questions:\n  - {id: q, claim: c, metric: test_acc, delta: 0.5, expect: 'a>=b', contrasts: [{a: {pool: max}, b: {pool: avg}}]}",
+            "q.expect: unknown value 'a>=b'; valid: a>b, a<b, differs",
+        ),
+        (
+            "questions:\n  - {id: q, claim: c, metric: test_acc, delta: 0.5, expect: a>b, contrast: []}",
+            "q.contrast: unknown key; valid keys: id, claim, metric, delta, expect, where, contrasts, conditions",
+        ),
+        (
+            "questions:\n  - {id: q, claim: c, metric: test_acc, delta: 0, expect: a>b, contrasts: [{a: {pool: max}, b: {pool: avg}}]}",
+            "q.delta: a positive number",
+        ),
+        (
+            "questions:\n  - {id: q, claim: c, metric: top1, delta: 1, expect: a>b, contrasts: [{a: {pool: max}, b: {pool: avg}}]}",
+            "question q: metric 'top1' is not a results.csv column",
+        ),
+        (
+            "questions:\n  - {id: q, claim: c, metric: test_acc, delta: 1, expect: a>b, contrasts: [{a: {pooling: max}, b: {pooling: avg}}]}",
+            "question q: 'pooling' is not a results.csv column",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_questions_file_is_one_line(tmp_path: Path, text: str, message: str) -> None:
     out = tmp_path / "grid"
     write_folder(out)
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "cnnbench", "report", str(out), "--no-plots", "--questions", str(bad)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnbench", "report", str(out), "--no-plots", "--questions", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
 
@@ -242,7 +286,7 @@ def test_every_fraction_the_border_metrics_return_is_shown_and_judged_in_points(
     # blank{b}_drop was once read as a raw fraction: a 2-point drop (0.02) passed as "inside ±0.5"
     import torch
 
-    from cnnbench.bench.analysis import is_fraction
+    from cnnbench.bench.metrics import is_fraction
     from cnnbench.bench.robustness import border_metrics
 
     images = torch.zeros(16, 1, 8, 8, dtype=torch.uint8)

@@ -34,12 +34,22 @@ SKIP = "the Ray launcher's tests need Ray: pip install 'cnnbench[ray]'"
 def grid(root: Path, **changes: Any) -> dict[str, Any]:
     spec = {
         "name": "tiny",
-        "data": {"name": "mnist", "root": str(root), "download": False, "verify": False, "val_size": 100,
-                 "batch_size": 64, "augment": "none"},
-        "models": ["lenet5"], "pool": ["max", "avg"], "padding": ["same"], "seeds": [0],
+        "data": {
+            "name": "mnist",
+            "root": str(root),
+            "download": False,
+            "verify": False,
+            "val_size": 100,
+            "batch_size": 64,
+            "augment": "none",
+        },
+        "models": ["lenet5"],
+        "pool": ["max", "avg"],
+        "padding": ["same"],
+        "seeds": [0],
         "trainer": {"max_steps": 3, "limit_val_batches": 1, "num_sanity_val_steps": 0},
         "robustness": {"shifts": [1], "max_images": 32},
-    }  # fmt: skip
+    }
     spec.update(changes)
     return spec
 
@@ -65,10 +75,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     paths = [plugins, TESTS / "reliability", TESTS / "netguard", TESTS]
     env = {
         "PYTHONPATH": os.pathsep.join([*map(str, paths), os.environ.get("PYTHONPATH", "")]),
-        "CNNBENCH_HOLD_FILE": str(tmp / "hold"), "CNNBENCH_COUNT_FILE": str(tmp / "count"),
-        "CNNBENCH_NETGUARD_LOG": str(tmp / "network.log"), "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled",
-        "RAY_USAGE_STATS_ENABLED": "0", "CNNBENCH_RAY_SCRATCH": str(tmp / "scratch" / "default"),
-    }  # fmt: skip
+        "CNNBENCH_HOLD_FILE": str(tmp / "hold"),
+        "CNNBENCH_COUNT_FILE": str(tmp / "count"),
+        "CNNBENCH_NETGUARD_LOG": str(tmp / "network.log"),
+        "PYTHONUNBUFFERED": "1",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "CNNBENCH_RAY_SCRATCH": str(tmp / "scratch" / "default"),
+    }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)  # before ray.init: its workers inherit this environment
@@ -158,8 +172,11 @@ def test_a_cell_that_raises_segfaults_or_hangs_fails_alone_with_its_error(
     outcome = run_grid(spec, tmp_path / "out", workers=1, wandb=False, timeout=20, launcher="ray", ray=options)
     by_kind = {r["model_args"].get("crash", "lenet5"): r for r in load_results(tmp_path / "out")}
     assert {k: r["status"] for k, r in by_kind.items()} == {
-        "raise": "failed", "segfault": "failed", "hang": "failed", "lenet5": "ok",
-    }  # fmt: skip
+        "raise": "failed",
+        "segfault": "failed",
+        "hang": "failed",
+        "lenet5": "ok",
+    }
     assert len(outcome.failed) == 3 and all(r["attempts"] == 1 for r in by_kind.values())  # none retried
     assert "RuntimeError: injected failure in a cell" in by_kind["raise"]["error_lines"]
     assert by_kind["segfault"]["error"] == "run process ended (SIGSEGV) without a result"
@@ -218,8 +235,25 @@ def test_a_killed_ray_worker_is_retried_and_its_cell_written_once(
 def start_driver(cluster: dict[str, Any], tmp_path: Path, spec: dict[str, Any], out: Path) -> subprocess.Popen[str]:
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(spec))
-    command = [sys.executable, "-m", "cnnbench", "bench", str(path), "--out", str(out), "--no-wandb", "--no-report",
-               "--launcher", "ray", "--ray-address", cluster["address"], "--workers", "1", "--cpus-per-cell", "2"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "cnnbench",
+        "bench",
+        str(path),
+        "--out",
+        str(out),
+        "--no-wandb",
+        "--no-report",
+        "--launcher",
+        "ray",
+        "--ray-address",
+        cluster["address"],
+        "--workers",
+        "1",
+        "--cpus-per-cell",
+        "2",
+    ]
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
@@ -297,7 +331,9 @@ def test_resources_pack_fractional_gpus_and_give_a_ddp_cell_whole_gpus_on_one_no
     with pytest.raises(ValueError, match="asks for 4 GPUs but the largest Ray node has 1"):
         _actor_count(ctx, cell_demand(4, 1, 1), cells=1, workers=0)  # would wait forever in Ray's queue
     ctx.options = RayOptions()
-    cpu_only = _Context(FakeRay(gpus=0), GridSpec.from_dict(grid(tmp_path)), tmp_path, RayOptions(), None, None, False, False, None)  # type: ignore[arg-type]  # fmt: skip
+    cpu_only = _Context(
+        FakeRay(gpus=0), GridSpec.from_dict(grid(tmp_path)), tmp_path, RayOptions(), None, None, False, False, None
+    )  # type: ignore[arg-type]
     assert _per_cell(cpu_only, devices=1)[0] == {"num_cpus": 1.0, "num_gpus": 0.0}  # no GPUs: none asked
     assert _per_cell(ctx, devices=1)[0]["num_gpus"] == 0.25  # the grid's value when the CLI gives none
     with pytest.raises(GridError, match="resources.gpus: unknown key"):

@@ -54,16 +54,34 @@ def result(pool: str, padding: str, seed: int) -> dict[str, Any]:
     acc, cons = ACC[(pool, padding)][seed], CONS[(pool, padding)][seed]
     params, macs = SIZES[padding]
     return {
-        "run_id": f"lenet5-{pool}-{padding}-zeros-32-true-d1-s{seed}", "grid": "synthetic-grid", "model": "lenet5",
-        "model_args": {}, "model_label": "lenet5", "pool": pool, "padding": padding, "padding_mode": "zeros",
-        "precision": "32-true", "devices": 1, "seed": seed, "augment": "standard", "status": "ok",
-        "params": params, "macs": macs, "test_acc": acc, "images_per_s": 1000.0 + seed,
+        "run_id": f"lenet5-{pool}-{padding}-zeros-32-true-d1-s{seed}",
+        "grid": "synthetic-grid",
+        "model": "lenet5",
+        "model_args": {},
+        "model_label": "lenet5",
+        "pool": pool,
+        "padding": padding,
+        "padding_mode": "zeros",
+        "precision": "32-true",
+        "devices": 1,
+        "seed": seed,
+        "augment": "standard",
+        "status": "ok",
+        "params": params,
+        "macs": macs,
+        "test_acc": acc,
+        "images_per_s": 1000.0 + seed,
         "robustness": {
-            "acc": acc, "definition": "zhang2019", "copies": 4, "pairs": 6, "seed": 0, "images": 100,
+            "acc": acc,
+            "definition": "zhang2019",
+            "copies": 4,
+            "pairs": 6,
+            "seed": 0,
+            "images": 100,
             "shift": {"zero": {"consistency": {"1": cons, "2": cons}, "acc": {"1": acc - 0.01, "2": acc - 0.02}}},
             "edge": {"acc": {"left": 0.5}, "acc_mean": 0.5, "lost_ink": 0.0, "mean_shift_px": {"left": 4.0}},
         },
-    }  # fmt: skip
+    }
 
 
 def write_results(out: Path) -> None:
@@ -201,8 +219,15 @@ def test_result_json_written_before_the_new_metrics(tmp_path: Path) -> None:
         for s, acc in enumerate(values):
             r = result(pool, "valid", s)
             del r["augment"]
-            r["robustness"] = {"acc": acc, "shift_acc": {"1": 0.9}, "shift_consistency": {"1": 0.95, "2": 0.85},
-                               "border_acc": {"left": 0.2}, "border_acc_mean": 0.2, "border": 8, "fill": "zero"}  # fmt: skip
+            r["robustness"] = {
+                "acc": acc,
+                "shift_acc": {"1": 0.9},
+                "shift_consistency": {"1": 0.95, "2": 0.85},
+                "border_acc": {"left": 0.2},
+                "border_acc_mean": 0.2,
+                "border": 8,
+                "fill": "zero",
+            }
             (out / "results" / f"{r['run_id']}.json").write_text(json.dumps(r))
     assert main(["report", str(out), "--no-plots"]) == 0
     report = (out / "REPORT.md").read_text()
@@ -230,15 +255,27 @@ def write_variant(
 ) -> None:
     """The synthetic grid with a circular-fill consistency = zero fill + offset, and optionally a pool's accuracy."""
     (out / "results").mkdir(parents=True)
-    (out / "grid.json").write_text(json.dumps({"name": "variant", "data": {"name": "mnist"}, "models": [{"name": "lenet5", "args": {}}],
-                                               "pool": ["max", "avg"], "padding": ["valid", "same"], "seeds": SEEDS}))  # fmt: skip
+    (out / "grid.json").write_text(
+        json.dumps(
+            {
+                "name": "variant",
+                "data": {"name": "mnist"},
+                "models": [{"name": "lenet5", "args": {}}],
+                "pool": ["max", "avg"],
+                "padding": ["valid", "same"],
+                "seeds": SEEDS,
+            }
+        )
+    )
     for (pool, padding), _ in ACC.items():
         for seed in SEEDS:
             r = result(pool, padding, seed)
             zero = r["robustness"]["shift"]["zero"]
             off = circular_offset.get((pool, padding, seed), 0.004)
-            r["robustness"]["shift"]["circular"] = {"consistency": {k: v + off for k, v in zero["consistency"].items()},
-                                                    "acc": dict(zero["acc"])}  # fmt: skip
+            r["robustness"]["shift"]["circular"] = {
+                "consistency": {k: v + off for k, v in zero["consistency"].items()},
+                "acc": dict(zero["acc"]),
+            }
             if acc and pool in acc:
                 r["test_acc"] = acc[pool] + 0.001 * seed
             (out / "results" / f"{r['run_id']}.json").write_text(json.dumps(r))
@@ -269,7 +306,7 @@ def test_cells_near_chance_are_flagged_and_left_out_of_consistency_comparisons(t
     (out / "questions.yaml").write_text(
         "questions:\n  - {id: c, claim: c, metric: consistency_zero, delta: 1, expect: a>b, contrasts: [{a: {pool: avg}, b: {pool: max}}]}\n"
         "  - {id: acc, claim: a, metric: test_acc, delta: 1, expect: a<b, contrasts: [{a: {pool: avg}, b: {pool: max}}]}\n"
-    )  # fmt: skip
+    )
     assert main(["report", str(out), "--no-plots"]) == 0
     report = (out / "REPORT.md").read_text()
     assert "Chance accuracy is 10%. Cells within 10 points of it are marked *near chance*" in report
@@ -295,13 +332,20 @@ def test_metric_columns_of_newer_cells_are_reported_generically(tmp_path: Path) 
         for seed in SEEDS:
             r = result(pool, "valid", seed)
             centred = 0.99 - 0.001 * seed
-            r["metrics"] = {"consistency_zero_below_stride": 0.9 + 0.01 * seed, "consistency_zero_from_stride": 0.5,
-                            "total_stride": 4, "acc_centred": centred, "acc_border": centred - penalty[pool][seed],
-                            "border_penalty": penalty[pool][seed], "acc_left": 0.9, "wobble_index": 3.5 + seed}  # fmt: skip
+            r["metrics"] = {
+                "consistency_zero_below_stride": 0.9 + 0.01 * seed,
+                "consistency_zero_from_stride": 0.5,
+                "total_stride": 4,
+                "acc_centred": centred,
+                "acc_border": centred - penalty[pool][seed],
+                "border_penalty": penalty[pool][seed],
+                "acc_left": 0.9,
+                "wobble_index": 3.5 + seed,
+            }
             (out / "results" / f"{r['run_id']}.json").write_text(json.dumps(r))
     (out / "questions.yaml").write_text(
         "questions:\n  - {id: bp, claim: c, metric: border_penalty, delta: 0.5, expect: a<b, contrasts: [{a: {pool: avg}, b: {pool: max}}]}\n"
-    )  # fmt: skip
+    )
     assert main(["report", str(out), "--no-plots"]) == 0
     report = (out / "REPORT.md").read_text()
     stride = report.split("## Shift consistency below and from the network's total stride")[1].split("\n## ")[0]

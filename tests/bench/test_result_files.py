@@ -77,7 +77,7 @@ def test_the_cell_and_the_runner_write_results_only_by_rename(tmp_path: Path, mo
     result file itself for writing: a kill at any moment leaves the old file or the new one."""
     from cnnbench.bench.cell import execute  # the module's run_cell is patched below
     from cnnbench.bench.grid import GridSpec, expand
-    from cnnbench.bench.runner import _complete
+    from cnnbench.bench.launch import _complete
 
     opened: list[tuple[str, str]] = []
     real_open = builtins.open
@@ -87,11 +87,16 @@ def test_the_cell_and_the_runner_write_results_only_by_rename(tmp_path: Path, mo
             opened.append((str(file), mode))
         return real_open(file, mode, *args, **kwargs)
 
-    spec = GridSpec.from_dict({
-        "name": "atomic", "data": {"name": "synthetic", "train_images": 32, "test_images": 8},
-        "models": [{"name": "lenet5", "args": {"optimizer": "bogus"}}], "pool": ["max"], "padding": ["same"],
-        "seeds": [0],
-    })  # fmt: skip
+    spec = GridSpec.from_dict(
+        {
+            "name": "atomic",
+            "data": {"name": "synthetic", "train_images": 32, "test_images": 8},
+            "models": [{"name": "lenet5", "args": {"optimizer": "bogus"}}],
+            "pool": ["max"],
+            "padding": ["same"],
+            "seeds": [0],
+        }
+    )
     (cell,) = expand(spec)
     out = tmp_path / "out"
     final = out / "results" / f"{cell.run_id}.json"

@@ -49,8 +49,17 @@ def test_border_metrics_equal_a_hand_count() -> None:
     m = border_metrics(ByPixel(), x, labels, strata, lambda t: t)
     assert m["acc_centred"] == 1.0 and abs(m["acc_border"] - 2 / 3) < 1e-6
     assert abs(m["border_penalty"] - 1 / 3) < 1e-6
-    assert m["n_by_stratum"] == {"centred": 3, "left": 1, "right": 0, "top": 0, "bottom": 0, "top_left": 1,
-                                 "top_right": 0, "bottom_left": 0, "bottom_right": 1}  # fmt: skip
+    assert m["n_by_stratum"] == {
+        "centred": 3,
+        "left": 1,
+        "right": 0,
+        "top": 0,
+        "bottom": 0,
+        "top_left": 1,
+        "top_right": 0,
+        "bottom_left": 0,
+        "bottom_right": 1,
+    }
     assert m["acc_by_stratum"]["centred"] == 1.0 and m["acc_by_stratum"]["bottom_right"] == 0.0
     # blanking 1 px does not change the blank border images: still 2/3
     assert abs(m["acc_border_blank1"] - 2 / 3) < 1e-6
@@ -73,8 +82,9 @@ def test_evaluate_robustness_gives_columns_with_stride_and_border() -> None:
     x[:3, 0, 0, 0] = 1.0
     labels = torch.tensor([1, 1, 1, 0, 0, 0])
     strata = torch.tensor([0, 1, 2, 0, 3, 4])
-    r = evaluate_robustness(ByPixel(), x, labels, lambda t: t, shifts=[1, 2], fills=["zero"], edge=False,
-                            strata=strata, stride=2)  # fmt: skip
+    r = evaluate_robustness(
+        ByPixel(), x, labels, lambda t: t, shifts=[1, 2], fills=["zero"], edge=False, strata=strata, stride=2
+    )
     cols = r["columns"]
     k = r["shift"]["zero"]["consistency"]
     assert cols["consistency_zero_below_stride"] == k[1] and cols["consistency_zero_from_stride"] == k[2]
@@ -100,11 +110,19 @@ def test_a_border_grid_cell_records_the_metrics_a_plain_recount_gives(tmp_path, 
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
     data = {"name": "mnist_border", "root": str(tmp_path / "data"), "download": False, "verify": False, "val_size": 60}
-    spec = GridSpec.from_dict({
-        "name": "border", "data": data, "models": [{"name": "lenet5", "args": {"head_pool": 5}}], "pool": ["max"],
-        "padding": ["same"], "padding_mode": ["background"], "seeds": [0],
-        "trainer": {"max_steps": 3, "num_sanity_val_steps": 0}, "robustness": {"shifts": [1, 4], "fills": ["zero"], "edge": False},
-    })  # fmt: skip
+    spec = GridSpec.from_dict(
+        {
+            "name": "border",
+            "data": data,
+            "models": [{"name": "lenet5", "args": {"head_pool": 5}}],
+            "pool": ["max"],
+            "padding": ["same"],
+            "padding_mode": ["background"],
+            "seeds": [0],
+            "trainer": {"max_steps": 3, "num_sanity_val_steps": 0},
+            "robustness": {"shifts": [1, 4], "fills": ["zero"], "edge": False},
+        }
+    )
     out = tmp_path / "out"
     outcome = run_grid(spec, out, wandb=False, keep_checkpoints=True, log=io.StringIO())
     assert not outcome.failed

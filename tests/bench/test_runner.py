@@ -15,11 +15,12 @@ import pytest
 import torch
 import yaml
 
-from cnnbench.bench import runner
+from cnnbench.bench import launch
 from cnnbench.bench.cell import write_json_atomic
 from cnnbench.bench.grid import GridSpec, expand
+from cnnbench.bench.launch import acquire_lock
 from cnnbench.bench.report import write_report
-from cnnbench.bench.runner import acquire_lock, cpu_share, load_results, run_grid
+from cnnbench.bench.runner import cpu_share, load_results, run_grid
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -27,11 +28,21 @@ TESTS = Path(__file__).resolve().parents[1]
 def tiny_grid(root: Path, **changes: Any) -> dict[str, Any]:
     grid = {
         "name": "tiny",
-        "data": {"name": "mnist", "root": str(root), "download": False, "verify": False, "val_size": 100, "batch_size": 64},
-        "models": ["lenet5"], "pool": ["max", "avg"], "padding": ["same"], "seeds": [0],
+        "data": {
+            "name": "mnist",
+            "root": str(root),
+            "download": False,
+            "verify": False,
+            "val_size": 100,
+            "batch_size": 64,
+        },
+        "models": ["lenet5"],
+        "pool": ["max", "avg"],
+        "padding": ["same"],
+        "seeds": [0],
         "trainer": {"max_steps": 3, "limit_val_batches": 1, "num_sanity_val_steps": 0},
         "robustness": {"shifts": [1, 2], "max_images": 64},
-    }  # fmt: skip
+    }
     grid.update(changes)
     return grid
 
@@ -170,13 +181,13 @@ def test_a_cell_finished_by_another_runner_before_the_lock_is_not_run_again(
     out = tmp_path / "out"
     (cell,) = expand(spec)
     finished_elsewhere = {"run_id": cell.run_id, "status": "ok", "test_acc": 0.5, "by": "the other runner"}
-    real_acquire = runner.acquire_lock
+    real_acquire = launch.acquire_lock
 
     def acquire_after_the_other_runner_finished(path: Path) -> bool:
         write_json_atomic(out / "results" / f"{cell.run_id}.json", finished_elsewhere)
         return real_acquire(path)
 
-    monkeypatch.setattr(runner, "acquire_lock", acquire_after_the_other_runner_finished)
+    monkeypatch.setattr(launch, "acquire_lock", acquire_after_the_other_runner_finished)
     outcome = run_grid(spec, out, wandb=False, launcher="subprocess", log=io.StringIO())
     assert outcome.ran == [] and outcome.skipped == [cell.run_id]
     assert load_results(out) == [finished_elsewhere]  # not recomputed, not overwritten

@@ -37,14 +37,26 @@ def fake_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def seed_grid(root: Path, seeds: list[int]) -> GridSpec:
-    return GridSpec.from_dict({
-        "name": "seeds",
-        "data": {"name": "mnist", "root": str(root), "download": False, "verify": False, "val_size": 60,
-                 "batch_size": 32, "augment": "standard"},
-        "models": ["lenet5"], "pool": ["max"], "padding": ["same"], "seeds": seeds,
-        "trainer": {"max_steps": 4, "limit_val_batches": 1, "num_sanity_val_steps": 0},
-        "robustness": {"shifts": [1], "max_images": 16, "fills": ["zero"], "edge": False},
-    })  # fmt: skip
+    return GridSpec.from_dict(
+        {
+            "name": "seeds",
+            "data": {
+                "name": "mnist",
+                "root": str(root),
+                "download": False,
+                "verify": False,
+                "val_size": 60,
+                "batch_size": 32,
+                "augment": "standard",
+            },
+            "models": ["lenet5"],
+            "pool": ["max"],
+            "padding": ["same"],
+            "seeds": seeds,
+            "trainer": {"max_steps": 4, "limit_val_batches": 1, "num_sanity_val_steps": 0},
+            "robustness": {"shifts": [1], "max_images": 16, "fills": ["zero"], "edge": False},
+        }
+    )
 
 
 def final_weights(out: Path, run_id: str) -> dict[str, torch.Tensor]:
@@ -92,12 +104,17 @@ def test_run_cell_seeds_init_split_order_and_augmentation(
         dm.setup()
         loader = dm.train_dataloader()  # outside a running fit: augmented, normalized batches
         order = loader.indices(0)[: dm.batch_size]
-        seen.append({
-            "seed": dm.seed, "init": {k: v.clone() for k, v in model.state_dict().items()},
-            "val": dm.split_indices["val"].clone(), "order": order.clone(), "batch": next(iter(loader))[0],
-            "augmented": dm.augmentation(dm.splits["train"][0][order], seed=batch_seed(dm.seed, 0, 0, 0)),
-            "threads": torch.get_num_threads(),
-        })  # fmt: skip
+        seen.append(
+            {
+                "seed": dm.seed,
+                "init": {k: v.clone() for k, v in model.state_dict().items()},
+                "val": dm.split_indices["val"].clone(),
+                "order": order.clone(),
+                "batch": next(iter(loader))[0],
+                "augmented": dm.augmentation(dm.splits["train"][0][order], seed=batch_seed(dm.seed, 0, 0, 0)),
+                "threads": torch.get_num_threads(),
+            }
+        )
         raise _Stop
 
     monkeypatch.setattr(L.Trainer, "fit", record)
@@ -106,8 +123,14 @@ def test_run_cell_seeds_init_split_order_and_augmentation(
     threads = torch.get_num_threads()
     try:
         for seed in (0, 1, 0):
-            run = {"run_id": f"r{len(seen)}", "cell": cells[seed].to_dict(), "grid": spec.to_dict(),
-                   "out": str(tmp_path / "out"), "wandb": False, "threads": 1}  # fmt: skip
+            run = {
+                "run_id": f"r{len(seen)}",
+                "cell": cells[seed].to_dict(),
+                "grid": spec.to_dict(),
+                "out": str(tmp_path / "out"),
+                "wandb": False,
+                "threads": 1,
+            }
             with pytest.raises(_Stop):
                 run_cell(run)
     finally:

@@ -62,12 +62,21 @@ def _installed_copy(tmp_path: Path) -> Path:
     shutil.copy(REPO / "README.md", src)
     shutil.copytree(REPO / "cnnbench", src / "cnnbench", ignore=shutil.ignore_patterns("__pycache__"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", ".", "-w", str(tmp_path / "wheel")],
-                   cwd=src, check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", ".", "-w", str(tmp_path / "wheel")],
+        cwd=src,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (tmp_path / "wheel").glob("cnnbench-*.whl")
     site = tmp_path / "site"
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     shutil.rmtree(src)
     return site
 
@@ -83,11 +92,18 @@ def test_shipped_grids_work_from_a_wheel_outside_the_clone(tmp_path: Path) -> No
     env = {**os.environ, "PYTHONPATH": str(site), "PYTHONUNBUFFERED": "1"}
 
     def cnnbench(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cnnbench", *args], cwd=work, env=env, capture_output=True,
-                              text=True, timeout=300)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "cnnbench", *args], cwd=work, env=env, capture_output=True, text=True, timeout=300
+        )
 
-    where = subprocess.run([sys.executable, "-c", "import cnnbench; print(cnnbench.__file__)"], cwd=work, env=env,
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    where = subprocess.run(
+        [sys.executable, "-c", "import cnnbench; print(cnnbench.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert where.stdout.strip().startswith(str(site))  # the installed copy, not the clone
     listed = cnnbench("bench", "--list")
     assert listed.returncode == 0, listed.stderr[-2000:]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cnnbench.bench.analysis import comparisons, family
+from cnnbench.bench.family import comparisons, family
 from cnnbench.bench.stats import benjamini_hochberg, holm, paired
 
 # seed → accuracy; A lists 2, 0, 3, 1 and B lists 1, 3, 0 (no seed 2)
@@ -36,9 +36,19 @@ def test_paired_differences_pair_by_seed_value_not_by_position() -> None:
 
 def _row(pool: str, seed: int, acc: float | None, context: str = "zeros", status: str = "ok") -> dict[str, Any]:
     run_id = f"lenet5-{pool}-same-{context}-32-true-d1-augnone-s{seed}"  # as results.csv spells it
-    return {"run_id": run_id, "model_label": "lenet5", "pool": pool, "padding": "same", "padding_mode": context,
-            "precision": "32-true", "devices": 1, "augment": "none", "seed": seed, "status": status,
-            "test_acc": acc}  # fmt: skip
+    return {
+        "run_id": run_id,
+        "model_label": "lenet5",
+        "pool": pool,
+        "padding": "same",
+        "padding_mode": context,
+        "precision": "32-true",
+        "devices": 1,
+        "augment": "none",
+        "seed": seed,
+        "status": status,
+        "test_acc": acc,
+    }
 
 
 def test_report_comparisons_pair_rows_by_seed_with_shuffled_and_missing_seeds() -> None:
