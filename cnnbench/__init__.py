@@ -43,6 +43,8 @@ def __getattr__(name: str) -> Any:
         import_module("cnnbench.models")  # registers the built-in models
     if _LAZY[name] == "cnnbench.data.registry":
         import_module("cnnbench.data")
+    if name == "ImageClassifier":  # its base-class load_from_checkpoint reads files through cnnbench.checkpoint
+        import_module("cnnbench.checkpoint")
     value = getattr(import_module(_LAZY[name]), name)
     globals()[name] = value
     return value
