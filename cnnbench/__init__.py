@@ -22,7 +22,7 @@ _LAZY = {
     "create_model": "cnnbench.models.registry",
     "list_models": "cnnbench.models.registry",
     "summarize": "cnnbench.models.summary",
-    "GeometryError": "cnnbench.models.layers",
+    "GeometryError": "cnnbench.models.geometry",
     "DivergedError": "cnnbench.models.base",
     "ImageClassifier": "cnnbench.models.base",
     "register_data": "cnnbench.data.registry",

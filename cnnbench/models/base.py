@@ -26,8 +26,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from cnnbench.core.choices import check_choice
 from cnnbench.core.vocab import OPTIMIZERS, SCHEDULERS
+from cnnbench.models.geometry import GeometryError, infer_shapes
 from cnnbench.models.input_check import check_new_input
-from cnnbench.models.layers import GeometryError, infer_shapes
 from cnnbench.models.registry import MODELS
 
 #: the recipe of a model that declares none (plugins): without a length, Lightning would train 1000 epochs

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from cnnbench.models.layers import GeometryError, InputShapeError, format_shape, infer_shapes
+from cnnbench.models.geometry import GeometryError, InputShapeError, format_shape, infer_shapes
 from cnnbench.models.registry import MODELS
 
 if TYPE_CHECKING:

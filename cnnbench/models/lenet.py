@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from cnnbench.models.base import ImageClassifier
-from cnnbench.models.layers import BackgroundFromData, Conv2d, PadSpec, first_layer_modes, make_conv, make_pool
+from cnnbench.models.layers import BackgroundFromData, Conv2d, PadSpec, first_layer_modes, make_conv
+from cnnbench.models.pooling import make_pool
 from cnnbench.models.registry import register_model
 
 _LENET_RECIPE: dict[str, dict[str, Any]] = {

@@ -15,15 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cnnbench.models.layers import BlurMaxPool2d, Conv2d, ConvPool2d, Subsample2d, windows
-
-_POOL_NAMES = {
-    nn.MaxPool2d: "max",
-    nn.AvgPool2d: "avg",
-    BlurMaxPool2d: "blur",
-    ConvPool2d: "conv",
-    Subsample2d: "subsample",
-}
+from cnnbench.models.geometry import windows
+from cnnbench.models.layers import Conv2d
+from cnnbench.models.pooling import BlurMaxPool2d, ConvPool2d, pool_name
 
 
 @dataclass(frozen=True)
@@ -38,15 +32,6 @@ class LayerRow:
     receptive_field: tuple[int, int]
     padding: str
     pooling: str
-
-
-def _pool_name(module: nn.Module) -> str:
-    for cls in type(module).__mro__:
-        if cls in _POOL_NAMES:
-            # MinPool2d / PowerAvgPool2d derive from max / avg pools: report their own name
-            own = {"MinPool2d": "min", "PowerAvgPool2d": "lp"}.get(type(module).__name__)
-            return own or _POOL_NAMES[cls]
-    return ""
 
 
 def _macs(module: nn.Module, out: torch.Tensor) -> int:
@@ -114,7 +99,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int] | None = None)
             params = sum(p.numel() for p in module.parameters(recurse=False))
             rows.append(
                 LayerRow(name, type(module).__name__, tuple(out.shape[1:]), params, _macs(module, out),
-                         (int(rf[0]), int(rf[1])), _padding_desc(module), _pool_name(module))
+                         (int(rf[0]), int(rf[1])), _padding_desc(module), pool_name(module))
             )  # fmt: skip
 
         return record
