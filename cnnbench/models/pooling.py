@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnbench.core.choices import check_choice
-from cnnbench.core.vocab import POOL_KINDS, PoolKind
+from cnnbench.core.vocab import POOL_KINDS
 from cnnbench.models.geometry import Window, pair
 
 
@@ -116,7 +116,7 @@ class Decimate2d(nn.Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
-POOLS: dict[PoolKind, type[nn.Module]] = {
+POOLS: dict[str, type[nn.Module]] = {
     "max": nn.MaxPool2d,
     "avg": nn.AvgPool2d,
     "min": MinPool2d,
@@ -134,7 +134,7 @@ LEARNED_POOLS: frozenset[type[nn.Module]] = frozenset({ConvPool2d, Subsample2d})
 _KIND_OF: dict[type[nn.Module], str] = {cls: kind for kind, cls in POOLS.items()}
 
 
-def make_pool(kind: PoolKind, kernel_size: int, stride: int | None = None, channels: int | None = None) -> nn.Module:
+def make_pool(kind: str, kernel_size: int, stride: int | None = None, channels: int | None = None) -> nn.Module:
     """Build a pooling layer by name.
 
     Args:
