@@ -61,6 +61,9 @@ class ImageClassifier(L.LightningModule):
     #: default trainer/data settings of this model's training recipe (CLI and bench)
     recipe: ClassVar[dict[str, dict[str, Any]]] = DEFAULT_RECIPE
 
+    # The knobs are annotated `str`, not with core.vocab's Literal aliases: jsonargparse would then
+    # refuse a bad value itself ("Expected a typing.Literal[...]"), before check_choice's one line
+    # listing the choices and the closest one; the vocabularies are still core.vocab's.
     def __init__(
         self,
         optimizer: str = "sgd",
