@@ -18,7 +18,8 @@ Example:
     'avg'
 """
 
-from cnnbench.models import alexnet, lenet  # noqa: F401  (registers the built-in models)
+# registers the built-in models; plugin sets the registry's adapt (before any lookup, which comes after this)
+from cnnbench.models import alexnet, lenet, plugin  # noqa: F401
 from cnnbench.models.alexnet import PretrainedWeightsError
 from cnnbench.models.base import DivergedError, ImageClassifier
 from cnnbench.models.geometry import GeometryError, InputShapeError
