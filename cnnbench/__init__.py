@@ -22,7 +22,7 @@ _LAZY = {
     "create_model": "cnnbench.models.registry",
     "list_models": "cnnbench.models.registry",
     "summarize": "cnnbench.models.summary",
-    "GeometryError": "cnnbench.models.layers",
+    "GeometryError": "cnnbench.models.geometry",
     "DivergedError": "cnnbench.models.base",
     "ImageClassifier": "cnnbench.models.base",
     "register_data": "cnnbench.data.registry",
@@ -43,6 +43,8 @@ def __getattr__(name: str) -> Any:
         import_module("cnnbench.models")  # registers the built-in models
     if _LAZY[name] == "cnnbench.data.registry":
         import_module("cnnbench.data")
+    if name == "ImageClassifier":  # its base-class load_from_checkpoint reads files through cnnbench.checkpoint
+        import_module("cnnbench.checkpoint")
     value = getattr(import_module(_LAZY[name]), name)
     globals()[name] = value
     return value

@@ -1,4 +1,14 @@
-"""Reading checkpoints safely, writing them atomically, and rebuilding models from them.
+"""The checkpoint format, in one place: checking and reading files, writing them atomically,
+the ``cnnbench`` metadata every checkpoint carries, and rebuilding models from them.
+
+The metadata (``checkpoint["cnnbench"]``: the model's registry name, the package version, the
+global seed, the data module's name and preprocessing state) is written by the
+:class:`CheckpointMetadata` callback that the trainer assembly
+(:func:`cnnbench.training.trainer_extras`) adds; :func:`load_from_checkpoint` and
+:func:`load_model` read it back and find the registered class. The models know nothing about
+files: ``ImageClassifier.load_from_checkpoint`` called on a base class comes here through
+``ImageClassifier.checkpoint_loader``, which this module installs when imported (the models
+sit below it and import nothing of it).
 
 Example:
     >>> import cnnbench, tempfile, os
@@ -13,15 +23,23 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from cnnbench.core.atomic import write_atomic
+from cnnbench.models.base import ImageClassifier
+from cnnbench.models.registry import MODELS
+
+#: the key of the cnnbench metadata in a checkpoint dict
+METADATA_KEY = "cnnbench"
 
 
 class CheckpointError(RuntimeError):
@@ -73,7 +91,46 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def checkpoint_info(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The cnnbench metadata of a checkpoint: registry names, seed, package version."""
-    return dict(ckpt.get("cnnbench") or {})
+    return dict(ckpt.get(METADATA_KEY) or {})
+
+
+def checkpoint_metadata(trainer: L.Trainer | None, model: L.LightningModule) -> dict[str, Any]:
+    """What rebuilding needs without other flags: the model's registry name, the package version,
+    the global seed, and (when the trainer has a data module) its name and preprocessing state.
+
+    Example:
+        >>> from cnnbench.models import create_model
+        >>> info = checkpoint_metadata(None, create_model("lenet5"))
+        >>> info["model"], sorted(info)
+        ('lenet5', ['model', 'seed', 'version'])
+    """
+    from cnnbench import __version__
+
+    info: dict[str, Any] = {
+        "model": MODELS.name_of(model),
+        "version": __version__,
+        "seed": os.environ.get("PL_GLOBAL_SEED"),
+    }
+    datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+    if datamodule is not None:
+        info["data"] = getattr(datamodule, "name", None)
+        info["data_state"] = datamodule.state_dict()
+    return info
+
+
+class CheckpointMetadata(Callback):
+    """Store :func:`checkpoint_metadata` under ``checkpoint["cnnbench"]`` in every checkpoint of a
+    cnnbench model (``cnnbench fit`` and grid cells add it through ``trainer_extras``; add it to
+    a plain ``lightning.Trainer`` to write the same files)."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if isinstance(pl_module, ImageClassifier):
+            checkpoint[METADATA_KEY] = checkpoint_metadata(trainer, pl_module)
+
+
+def _stored_class(name: str | None) -> type[ImageClassifier] | None:
+    entry = MODELS.get(name) if name is not None and name in MODELS else None
+    return entry if isinstance(entry, type) and issubclass(entry, ImageClassifier) else None
 
 
 def load_from_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:
@@ -84,8 +141,6 @@ def load_from_checkpoint(path: str | os.PathLike[str], map_location: str | torch
     Example:
         >>> model = load_from_checkpoint("runs/lenet5/version_0/checkpoints/last.ckpt")  # doctest: +SKIP
     """
-    from cnnbench.models import MODELS
-
     ckpt = read_checkpoint(path)
     name = checkpoint_info(ckpt).get("model")
     if name is None:
@@ -95,6 +150,53 @@ def load_from_checkpoint(path: str | os.PathLike[str], map_location: str | torch
     model = cls(**{k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")})
     model.load_state_dict(ckpt["state_dict"])
     return model.to(map_location)
+
+
+def _read_bytes(checkpoint_path: Any) -> bytes:
+    """The file's bytes (read once: the registry name and Lightning's load both need them)."""
+    if hasattr(checkpoint_path, "read"):
+        return checkpoint_path.read()  # type: ignore[no-any-return]
+    check_checkpoint_file(checkpoint_path)  # one line for empty, truncated or non-checkpoint files
+    with open(checkpoint_path, "rb") as fh:
+        return fh.read()
+
+
+def load_model(
+    cls: type[ImageClassifier],
+    checkpoint_path: Any,
+    map_location: Any = None,
+    hparams_file: Any = None,
+    strict: bool | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Lightning's ``load_from_checkpoint`` for ``cls``; for a base class (``ImageClassifier``), the
+    registered subclass whose name the checkpoint stores (``checkpoint["cnnbench"]["model"]``).
+
+    ``ImageClassifier.load_from_checkpoint`` (and ``LeNet5.load_from_checkpoint``...) call this.
+
+    Example:
+        >>> model = load_model(ImageClassifier, "runs/lenet5/version_0/checkpoints/last.ckpt")  # doctest: +SKIP
+    """
+    target = cls
+    if MODELS.name_of(cls) is None:  # a base class: find the concrete one in the file
+        data = _read_bytes(checkpoint_path)
+        try:
+            stored = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            name = checkpoint_info(stored).get("model")
+        except Exception as err:
+            raise ValueError(
+                f"{checkpoint_path} is not a readable checkpoint ({type(err).__name__}: {str(err)[:200]})"
+            ) from None
+        stored_cls = _stored_class(name)
+        if stored_cls is not None and issubclass(stored_cls, cls):
+            target = stored_cls
+        elif cls is ImageClassifier:
+            raise ValueError(
+                f"{checkpoint_path} names no registered cnnbench model ({name!r}); load it with the model's own class"
+            )
+        checkpoint_path = io.BytesIO(data)
+    load = L.LightningModule.load_from_checkpoint.__func__  # type: ignore[attr-defined]
+    return load(target, checkpoint_path, map_location, hparams_file, strict, **kwargs)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -114,3 +216,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         write_atomic(path, lambda fh: torch.save(checkpoint, fh))
+
+
+# the models' load_from_checkpoint comes here (see the module docstring)
+ImageClassifier.checkpoint_loader = load_model

@@ -457,6 +457,7 @@ def trainer_extras(
     ``train_step``: ``auto`` captures each training step in a CUDA graph where that is safe
     (see :mod:`cnnbench.train_step`), ``graph`` does too and says why when it cannot,
     ``eager`` never captures."""
+    from cnnbench.checkpoint import CheckpointMetadata
     from cnnbench.console import LayerSummary, quiet_console
     from cnnbench.core.compat import require
     from cnnbench.train_step import CapturedStep
@@ -473,6 +474,7 @@ def trainer_extras(
             monitor=monitor, mode="max", save_last=True, enable_version_counter=False,
         ),
         InterruptCheckpoint(), RNGState(), DivergenceGuard(), Throughput(), CapturedStep(train_step), ResumeState(),
+        CheckpointMetadata(),
     ]  # fmt: skip
     if progress_bar:
         callbacks.append(ProgressBar())

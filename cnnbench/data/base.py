@@ -264,10 +264,16 @@ class ImageDataModule(L.LightningDataModule):
         epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
         position_fn = (lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else None  # type: ignore[attr-defined]
         return TensorBatchLoader(
-            x, y, self.batch_size if train else self.eval_batch_size, shuffle=train, drop_last=train,
-            seed=self.seed, with_seed=train, epoch_fn=epoch_fn if train else None,
+            x,
+            y,
+            self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train,
+            seed=self.seed,
+            with_seed=train,
+            epoch_fn=epoch_fn if train else None,
             position_fn=position_fn if train else None,
-        )  # fmt: skip
+        )
 
     def _torchvision_loader(self, split: str, train: bool) -> DataLoader[Any]:
         from cnnbench.data.classic import classic_transform, subset
@@ -279,10 +285,15 @@ class ImageDataModule(L.LightningDataModule):
         else:
             on_gpu = self.device.type == "cuda"
         return DataLoader(
-            dataset, self.batch_size if train else self.eval_batch_size, shuffle=train, drop_last=train,
-            num_workers=self.num_workers, persistent_workers=self.num_workers > 0, pin_memory=on_gpu,
+            dataset,
+            self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=on_gpu,
             generator=torch.Generator().manual_seed(self.seed),
-        )  # fmt: skip
+        )
 
     def _loader(self, split: str, train: bool = False) -> Any:
         self.setup()

@@ -25,15 +25,22 @@ from typing import Any, ClassVar
 
 import torch
 
+from cnnbench.core.choices import check_choice
 from cnnbench.data.augment import BatchAugment
 from cnnbench.data.mnist import MNISTDataModule
 from cnnbench.data.registry import register_data
 
 FILLS = ("zero", "circular")
 EDGE_DIRECTIONS = {
-    "left": (0, -1), "right": (0, 1), "top": (-1, 0), "bottom": (1, 0),
-    "top_left": (-1, -1), "top_right": (-1, 1), "bottom_left": (1, -1), "bottom_right": (1, 1),
-}  # fmt: skip
+    "left": (0, -1),
+    "right": (0, 1),
+    "top": (-1, 0),
+    "bottom": (1, 0),
+    "top_left": (-1, -1),
+    "top_right": (-1, 1),
+    "bottom_left": (1, -1),
+    "bottom_right": (1, 1),
+}
 #: stratum names by code: 0 is the centred placement, 1-8 the edges and corners
 STRATA = ("centred", *EDGE_DIRECTIONS)
 
@@ -49,8 +56,7 @@ def shift_each(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, fill: str) -
         >>> shift_each(x, torch.tensor([1]), torch.tensor([0]), "zero")[0, 0].tolist()
         [[0.0, 0.0, 0.0], [0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
     """
-    if fill not in FILLS:
-        raise ValueError(f"unknown fill {fill!r}; valid: {', '.join(FILLS)}")
+    check_choice(fill, FILLS, "fill")
     n, c, h, w = x.shape
     dy, dx = dy.to(x.device).long(), dx.to(x.device).long()
     rows = torch.arange(h, device=x.device)[None, :] - dy[:, None]  # source row of each output row

@@ -4,16 +4,29 @@ fit in memory; :class:`~cnnbench.data.augment.BatchAugment` recipes map onto it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import Dataset, Subset
 
-if TYPE_CHECKING:
-    from cnnbench.data.base import ImageDataModule
+from cnnbench.data.augment import BatchAugment
 
 
-def classic_transform(dm: ImageDataModule, train: bool) -> Any:
+class BatchPipeline(Protocol):
+    """What the per-sample pipeline copies from a data module's batch pipeline
+    (:class:`~cnnbench.data.base.ImageDataModule` has it all; this module does not import it)."""
+
+    augmentation: BatchAugment
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def stored_shape(self) -> tuple[int, int, int]: ...
+
+    def pre_transforms(self) -> list[Any]: ...
+
+
+def classic_transform(dm: BatchPipeline, train: bool) -> Any:
     """The ``transforms.v2`` equivalent of the data module's batch pipeline, at the held
     size (:attr:`~cnnbench.data.base.ImageDataModule.stored_shape`); a resize to the
     model's size, if any, happens per batch on the device as on the tensor path."""

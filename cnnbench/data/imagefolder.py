@@ -4,6 +4,7 @@ folder (never inside ``root``), so later runs and epochs skip decoding."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cnnbench.core.atomic import write_atomic
 from cnnbench.core.images import convert_mode, image_channels
 from cnnbench.data.augment import BatchAugment
 from cnnbench.data.base import ImageDataModule, check_image_size
@@ -157,13 +159,8 @@ class ImageFolderDataModule(ImageDataModule):
         )
         labels = torch.tensor([label for _, label in files], dtype=torch.int64)
         if cached is not None:
-            try:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-                torch.save({"images": images, "labels": labels}, tmp)
-                os.replace(tmp, cached)
-            except OSError:
-                pass  # a read-only cache only costs speed
+            with contextlib.suppress(OSError):  # a read-only cache only costs speed
+                write_atomic(cached, lambda fh: torch.save({"images": images, "labels": labels}, fh))
         return images, labels
 
     def after_setup(self) -> None:

@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 from cnnbench.models.base import ImageClassifier
-from cnnbench.models.layers import BackgroundFromData, GeometryError, PadSpec, first_layer_modes, make_conv, make_pool
+from cnnbench.models.geometry import GeometryError
+from cnnbench.models.layers import BackgroundFromData, PadSpec, first_layer_modes, make_conv
+from cnnbench.models.pooling import make_pool
 from cnnbench.models.registry import register_model
 
 _ALEXNET_RECIPE: dict[str, dict[str, Any]] = {

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import lightning as L
@@ -26,7 +26,9 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from cnnbench.core.choices import check_choice
 from cnnbench.core.vocab import OPTIMIZERS, SCHEDULERS
-from cnnbench.models.layers import GeometryError, infer_shapes
+from cnnbench.models.geometry import GeometryError, infer_shapes
+from cnnbench.models.input_check import check_new_input
+from cnnbench.models.registry import MODELS
 
 #: the recipe of a model that declares none (plugins): without a length, Lightning would train 1000 epochs
 DEFAULT_RECIPE: dict[str, dict[str, Any]] = {"trainer": {"max_epochs": 5}}
@@ -59,6 +61,9 @@ class ImageClassifier(L.LightningModule):
     #: default trainer/data settings of this model's training recipe (CLI and bench)
     recipe: ClassVar[dict[str, dict[str, Any]]] = DEFAULT_RECIPE
 
+    # The knobs are annotated `str`, not with core.vocab's Literal aliases: jsonargparse would then
+    # refuse a bad value itself ("Expected a typing.Literal[...]"), before check_choice's one line
+    # listing the choices and the closest one; the vocabularies are still core.vocab's.
     def __init__(
         self,
         optimizer: str = "sgd",
@@ -136,54 +141,11 @@ class ImageClassifier(L.LightningModule):
         """
         accepted = self.__dict__.get("_accepted_shapes")
         if accepted is None or x.shape[1:] not in accepted:
-            self._check_new_input(x)
+            self._accepted_shapes = check_new_input(self, x, accepted or set())
 
-    def _check_new_input(self, x: torch.Tensor) -> None:
-        from cnnbench.models.layers import InputShapeError, format_shape
-        from cnnbench.models.registry import MODELS
-
-        name = MODELS.name_of(self) or type(self).__name__
-        expected = self.input_shape
-        accepted = self.__dict__.get("_accepted_shapes") or {expected}
-        if x.ndim != 4:
-            hint = "; add the batch dimension with x.unsqueeze(0)" if x.ndim == 3 else ""
-            raise InputShapeError(
-                f"{name} expects a batch of images (N, {', '.join(map(str, expected))}), got a tensor of shape {tuple(x.shape)}{hint}"
-            )
-        given = (int(x.shape[1]), int(x.shape[2]), int(x.shape[3]))
-        problem = ""
-        if given[0] != expected[0]:
-            problem = "wrong number of channels"
-        elif self.flexible_input and hasattr(self, "features"):
-            try:
-                infer_shapes(self.features, given)  # type: ignore[arg-type]
-            except GeometryError as err:
-                problem = str(err)
-        elif given != expected:
-            problem = "wrong size"
-        if problem:
-            fixes = []
-            if given[0] != expected[0]:
-                fixes.append(f"convert them to {expected[0]} channel(s) or build the model with in_channels={given[0]}")
-            if given[1:] != expected[1:] and self.input_hint and min(given[1:]) <= 64:
-                fixes.append(self.input_hint)  # small images: the variant built for them, or resizing
-            elif given[1:] != expected[1:] and self.flexible_input:
-                fixes.append(
-                    f"resize them, e.g. to {expected[1]}×{expected[2]} (data modules: image_size={expected[1]})"
-                )
-            elif given[1:] != expected[1:]:
-                size = given[1] if given[1] == given[2] else given[1:]
-                fixes.append(
-                    f"pad or resize them to {expected[1]}×{expected[2]} (data modules: image_size={expected[1]}) "
-                    f"or build the model with input_size={size}"
-                )
-            # a failed geometry check says which layer runs out of pixels
-            detail = "" if problem.startswith("wrong ") else f" ({problem.rstrip('.')})"
-            raise InputShapeError(
-                f"{name} expects {format_shape(expected)} images, got {format_shape(given)}{detail}; "
-                + "; ".join(fixes)
-            )
-        self._accepted_shapes = accepted | {given}
+    #: rebuilds a model from a checkpoint file: :func:`cnnbench.checkpoint.load_model`, installed by
+    #: :mod:`cnnbench.checkpoint` (the one owner of the checkpoint format) when it is imported
+    checkpoint_loader: ClassVar[Callable[..., Any] | None] = None
 
     @_restricted_classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -196,59 +158,21 @@ class ImageClassifier(L.LightningModule):
     ) -> Any:
         """Lightning's ``load_from_checkpoint``, callable on ``ImageClassifier`` for any registered model.
 
-        Called on a base class, it builds the concrete class whose registry name the
-        checkpoint stores (``checkpoint["cnnbench"]["model"]``) from the stored hyperparameters.
+        Called on a base class, it builds the concrete class whose registry name the checkpoint
+        stores. The file is read by :func:`cnnbench.checkpoint.load_model`.
 
         Example:
             >>> model = ImageClassifier.load_from_checkpoint("runs/lenet5/version_0/checkpoints/last.ckpt")  # doctest: +SKIP
         """
-        import io
-
-        from cnnbench.models.registry import MODELS
-
-        target: type[ImageClassifier] = cls
-        if MODELS.name_of(cls) is None:  # a base class: find the concrete one in the file
-            if hasattr(checkpoint_path, "read"):
-                data = checkpoint_path.read()
-            else:
-                from cnnbench.checkpoint import check_checkpoint_file
-
-                check_checkpoint_file(checkpoint_path)  # one line for empty, truncated or non-checkpoint files
-                with open(checkpoint_path, "rb") as fh:
-                    data = fh.read()
-            try:
-                stored = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-                name = (stored.get("cnnbench") or {}).get("model")
-            except Exception as err:
+        loader = ImageClassifier.checkpoint_loader
+        if loader is None:
+            if MODELS.name_of(cls) is None:
                 raise ValueError(
-                    f"{checkpoint_path} is not a readable checkpoint ({type(err).__name__}: {str(err)[:200]})"
-                ) from None
-            stored_cls = MODELS.get(name) if name is not None and name in MODELS else None
-            if isinstance(stored_cls, type) and issubclass(stored_cls, cls):
-                target = stored_cls
-            elif cls is ImageClassifier:
-                raise ValueError(
-                    f"{checkpoint_path} names no registered cnnbench model ({name!r}); load it with the model's own class"
+                    f"{cls.__name__}.load_from_checkpoint finds the model class through cnnbench.checkpoint: "
+                    "import cnnbench.checkpoint first, or call cnnbench.load_from_checkpoint(path)"
                 )
-            checkpoint_path = io.BytesIO(data)
-        load = L.LightningModule.load_from_checkpoint.__func__  # type: ignore[attr-defined]
-        return load(target, checkpoint_path, map_location, hparams_file, strict, **kwargs)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store what rebuilding needs without other flags: registry names, seed, data stats."""
-        from cnnbench import __version__
-        from cnnbench.models.registry import MODELS
-
-        info: dict[str, Any] = {
-            "model": MODELS.name_of(self),
-            "version": __version__,
-            "seed": os.environ.get("PL_GLOBAL_SEED"),
-        }
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is not None:
-            info["data"] = getattr(datamodule, "name", None)
-            info["data_state"] = datamodule.state_dict()
-        checkpoint["cnnbench"] = info
+            loader = L.LightningModule.load_from_checkpoint.__func__  # type: ignore[attr-defined]
+        return loader(cls, checkpoint_path, map_location, hparams_file, strict, **kwargs)
 
     def on_fit_start(self) -> None:
         """Refuse data whose images do not match the shape the model was built for."""

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from cnnbench.models.base import ImageClassifier
-from cnnbench.models.layers import BackgroundFromData, Conv2d, PadSpec, first_layer_modes, make_conv, make_pool
+from cnnbench.models.layers import BackgroundFromData, Conv2d, PadSpec, first_layer_modes, make_conv
+from cnnbench.models.pooling import make_pool
 from cnnbench.models.registry import register_model
 
 _LENET_RECIPE: dict[str, dict[str, Any]] = {
@@ -108,13 +109,26 @@ class ScaledTanh(nn.Module):
         return 1.7159 * torch.tanh(x * (2.0 / 3.0))
 
 
-# Table I of the paper: which S2 maps (rows 0-5) feed each C3 map (columns 0-15).
+# Table I of the paper: which S2 maps (rows 0-5 of the paper) feed each C3 map (its columns 0-15);
+# entry j lists the S2 maps of C3 map j.
 C3_TABLE: tuple[tuple[int, ...], ...] = (
-    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
-    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
-    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2),
+    (1, 2, 3),
+    (2, 3, 4),
+    (3, 4, 5),
+    (4, 5, 0),
+    (5, 0, 1),
+    (0, 1, 2, 3),
+    (1, 2, 3, 4),
+    (2, 3, 4, 5),
+    (3, 4, 5, 0),
+    (4, 5, 0, 1),
+    (5, 0, 1, 2),
+    (0, 1, 3, 4),
+    (1, 2, 4, 5),
+    (0, 2, 3, 5),
     (0, 1, 2, 3, 4, 5),
-)  # fmt: skip
+)
 
 
 class PartialConv2d(Conv2d):

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from cnnbench.models.base import DEFAULT_RECIPE, ImageClassifier
+from cnnbench.models.registry import MODELS
 
 #: init arguments the CLI and the grid runner fill in from the data set
 LINKED: dict[str, Any] = {"num_classes": 10, "in_channels": 1, "input_size": 32}
@@ -202,6 +203,16 @@ def wrap_plugin(name: str, target: Callable[..., Any]) -> type[ImageClassifier]:
     return cls
 
 
+def adapt_entry(name: str, entry: Callable[..., Any]) -> Callable[..., Any]:
+    """The registry's ``adapt``: ImageClassifier subclasses as they are; any other class or builder wrapped into one."""
+    if isinstance(entry, type) and issubclass(entry, ImageClassifier):
+        return entry
+    return wrap_plugin(name, entry)
+
+
+MODELS.adapt = adapt_entry
+
+
 def _make_init(
     cls: type, params: list[inspect.Parameter], own: list[str], linked: tuple[str, ...], recipe: list[str]
 ) -> Callable[..., None]:
@@ -232,8 +243,6 @@ def __getattr__(attr: str) -> Any:
     """Resolve a generated class from its class path in a fresh process (config.yaml, DDP)."""
     if attr.startswith("_"):  # dunders asked by import machinery and tools
         raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
-    from cnnbench.models.registry import MODELS
-
     for key in (attr, attr.replace("__", ".")):
         if key in MODELS:
             entry = MODELS.get(key)
@@ -242,4 +251,4 @@ def __getattr__(attr: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-__all__ = ["KNOBS", "LINKED", "PluginClassifier", "attr_name", "plugin_signature", "wrap_plugin"]
+__all__ = ["KNOBS", "LINKED", "PluginClassifier", "adapt_entry", "attr_name", "plugin_signature", "wrap_plugin"]

@@ -24,18 +24,10 @@ from typing import Any
 
 from cnnbench.core.registry import Registry
 
-
-def _adapt(name: str, entry: Callable[..., Any]) -> Callable[..., Any]:
-    """ImageClassifier subclasses as they are; any other class or builder wrapped into one."""
-    from cnnbench.models.base import ImageClassifier
-    from cnnbench.models.plugin import wrap_plugin
-
-    if isinstance(entry, type) and issubclass(entry, ImageClassifier):
-        return entry
-    return wrap_plugin(name, entry)
-
-
-MODELS = Registry("model", entry_point_group="cnnbench.models", adapt=_adapt)
+#: the registry; :mod:`cnnbench.models.plugin` sets its ``adapt`` (ImageClassifier subclasses as they
+#: are, anything else wrapped into one) when the package is imported, so that this module, which the
+#: base class reads names from, imports no model code
+MODELS = Registry("model", entry_point_group="cnnbench.models")
 register_model = MODELS.register
 
 

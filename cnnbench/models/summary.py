@@ -15,15 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cnnbench.models.layers import BlurMaxPool2d, Conv2d, ConvPool2d, Subsample2d, windows
-
-_POOL_NAMES = {
-    nn.MaxPool2d: "max",
-    nn.AvgPool2d: "avg",
-    BlurMaxPool2d: "blur",
-    ConvPool2d: "conv",
-    Subsample2d: "subsample",
-}
+from cnnbench.models.geometry import windows
+from cnnbench.models.layers import Conv2d
+from cnnbench.models.pooling import BlurMaxPool2d, ConvPool2d, pool_name
 
 
 @dataclass(frozen=True)
@@ -38,15 +32,6 @@ class LayerRow:
     receptive_field: tuple[int, int]
     padding: str
     pooling: str
-
-
-def _pool_name(module: nn.Module) -> str:
-    for cls in type(module).__mro__:
-        if cls in _POOL_NAMES:
-            # MinPool2d / PowerAvgPool2d derive from max / avg pools: report their own name
-            own = {"MinPool2d": "min", "PowerAvgPool2d": "lp"}.get(type(module).__name__)
-            return own or _POOL_NAMES[cls]
-    return ""
 
 
 def _macs(module: nn.Module, out: torch.Tensor) -> int:
@@ -76,6 +61,33 @@ def _padding_desc(module: nn.Module) -> str:
     return ""
 
 
+class _ReceptiveField:
+    """The receptive field of one unit and the jump between units, layer after layer (rows, columns)."""
+
+    def __init__(self, shape: tuple[int, int, int]) -> None:
+        self.shape = shape
+        self.rf, self.jump, self.hw = [1, 1], [1, 1], (shape[1], shape[2])
+
+    def step(self, module: nn.Module, out: torch.Tensor) -> tuple[int, int]:
+        """Advance past ``module`` (whose output is ``out``); the receptive field after it."""
+        (h, w), rf, jump = self.hw, self.rf, self.jump
+        if isinstance(module, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d | nn.Linear) or out.ndim == 2:
+            if out.ndim == 2 or isinstance(module, nn.Linear):
+                rf[:] = [self.shape[1], self.shape[2]]
+            if out.ndim == 4:  # adaptive pool: window ≈ ceil(in / out)
+                for i, (n, o) in enumerate(zip((h, w), out.shape[-2:])):
+                    k = math.ceil(n / o)
+                    rf[i] = min(rf[i] + (k - 1) * jump[i], self.shape[1 + i])
+        else:
+            for win in windows(module, h, w):
+                for i in range(2):
+                    rf[i] += win.dilation[i] * (win.kernel[i] - 1) * jump[i]
+                    jump[i] *= win.stride[i]
+        if out.ndim == 4:
+            self.hw = (int(out.shape[-2]), int(out.shape[-1]))
+        return int(rf[0]), int(rf[1])
+
+
 @torch.no_grad()
 def summarize(model: nn.Module, input_shape: tuple[int, int, int] | None = None) -> list[LayerRow]:
     """Run one example through ``model`` and describe every leaf layer that ran.
@@ -91,31 +103,24 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int] | None = None)
     """
     shape: tuple[int, int, int] = input_shape or model.input_shape  # type: ignore[assignment]
     rows: list[LayerRow] = []
-    state: dict[str, tuple[int, int]] = {"rf": (1, 1), "jump": (1, 1), "hw": (shape[1], shape[2])}
+    field = _ReceptiveField(shape)
 
     def hook(name: str):  # type: ignore[no-untyped-def]
         def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-            h, w = state["hw"]
-            rf, jump = list(state["rf"]), list(state["jump"])
-            if isinstance(module, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d | nn.Linear) or out.ndim == 2:
-                rf = [shape[1], shape[2]] if out.ndim == 2 or isinstance(module, nn.Linear) else rf
-                if out.ndim == 4:  # adaptive pool: window ≈ ceil(in / out)
-                    for i, (n, o) in enumerate(zip((h, w), out.shape[-2:])):
-                        k = math.ceil(n / o)
-                        rf[i] = min(rf[i] + (k - 1) * jump[i], shape[1 + i])
-            else:
-                for win in windows(module, h, w):
-                    for i in range(2):
-                        rf[i] += win.dilation[i] * (win.kernel[i] - 1) * jump[i]
-                        jump[i] *= win.stride[i]
-            if out.ndim == 4:
-                state["hw"] = (int(out.shape[-2]), int(out.shape[-1]))
-            state["rf"], state["jump"] = (rf[0], rf[1]), (jump[0], jump[1])
+            rf = field.step(module, out)
             params = sum(p.numel() for p in module.parameters(recurse=False))
             rows.append(
-                LayerRow(name, type(module).__name__, tuple(out.shape[1:]), params, _macs(module, out),
-                         (int(rf[0]), int(rf[1])), _padding_desc(module), _pool_name(module))
-            )  # fmt: skip
+                LayerRow(
+                    name,
+                    type(module).__name__,
+                    tuple(out.shape[1:]),
+                    params,
+                    _macs(module, out),
+                    rf,
+                    _padding_desc(module),
+                    pool_name(module),
+                )
+            )
 
         return record
 
@@ -138,10 +143,18 @@ def format_summary(rows: list[LayerRow]) -> str:
     """A plain-text table of ``rows`` with totals, as ``cnnbench summary`` prints it."""
     head = ("layer", "type", "output", "params", "MACs", "RF", "padding", "pool")
     table = [head] + [
-        (r.name, r.kind, "×".join(map(str, r.output_shape)), f"{r.params:,}", f"{r.macs:,}",
-         f"{r.receptive_field[0]}×{r.receptive_field[1]}", r.padding, r.pooling)
+        (
+            r.name,
+            r.kind,
+            "×".join(map(str, r.output_shape)),
+            f"{r.params:,}",
+            f"{r.macs:,}",
+            f"{r.receptive_field[0]}×{r.receptive_field[1]}",
+            r.padding,
+            r.pooling,
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
     table.append(("total", "", "", f"{sum(r.params for r in rows):,}", f"{sum(r.macs for r in rows):,}", "", "", ""))
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(wd) for cell, wd in zip(row, widths)).rstrip() for row in table]

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torchvision
 
+from cnnbench.checkpoint import CheckpointMetadata
 from cnnbench.data import SyntheticDataModule, create_data
 from cnnbench.models import (
     MODELS,
@@ -136,7 +137,7 @@ def test_image_classifier_load_from_checkpoint_rebuilds_any_registered_model(nam
     model = create_model(name, num_classes=10, in_channels=channels, input_size=size, pool="avg", lr=0.01)
     trainer = L.Trainer(
         max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
+        enable_model_summary=False, default_root_dir=tmp_path, callbacks=[CheckpointMetadata()],
     )  # fmt: skip
     trainer.fit(model, dm)
     path = tmp_path / "model.ckpt"

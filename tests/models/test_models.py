@@ -5,8 +5,11 @@ import torch
 import torchvision
 from torch import nn
 
+from cnnbench.core.vocab import POOL_KINDS
 from cnnbench.models import GeometryError, create_model, list_models
-from cnnbench.models.layers import POOL_KINDS, infer_shapes, make_conv, make_pool
+from cnnbench.models.geometry import infer_shapes
+from cnnbench.models.layers import make_conv
+from cnnbench.models.pooling import make_pool
 
 # small inputs keep the sweeps fast on 2 CPU cores; the paper sizes are tested below
 SWEEP_SIZE = {"lenet5": 32, "lenet5_classic": 32, "alexnet": 64, "alexnet2012": 99, "alexnet_cifar": 32}

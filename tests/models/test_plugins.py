@@ -20,6 +20,7 @@ import torchvision
 from fakes import data_args, write_fake_mnist, write_plugin_dist
 from torch import nn
 
+import cnnbench.checkpoint  # noqa: F401  (installs ImageClassifier's checkpoint loader)
 from cnnbench.bench.grid import GridError, GridSpec
 from cnnbench.models import MODELS, ImageClassifier, create_model, list_models
 
