@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli.test_cli import FAST
 from fakes import data_args
 from PIL import Image
-from test_cli import FAST
 
 from cnnbench.cli import main
-from cnnbench.predict import brightness_warning, build_parser
+from cnnbench.cli.predict import brightness_warning, build_parser
 
 
 @pytest.fixture

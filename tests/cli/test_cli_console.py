@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from cli.test_cli import run_cli
 from fakes import data_args
-from test_cli import run_cli
 
 from cnnbench.cli import main
 

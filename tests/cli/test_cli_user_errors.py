@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli.test_cli import FAST, run_cli
 from fakes import data_args, write_fake_mnist
-from test_cli import FAST, run_cli
 
 TESTS = Path(__file__).resolve().parent
 
