@@ -13,7 +13,7 @@ selected again, so a later ``--model lenet5`` does not drop the checkpoint's hyp
 
 Example:
     >>> option(["fit", "--model", "lenet5", "--data=mnist"], "--data")
-    (2, 'mnist')
+    (3, 'mnist')
     >>> args = ["fit", "--model", "lenet5"]
     >>> set_option(args, "--model", "cnnbench.models.lenet.LeNet5")
     >>> args
@@ -146,10 +146,16 @@ class _Draft:
 
     args: list[str]
     run_dir: str
-    model: str | None
+    model: str | None  #: as given (or the checkpoint's), then resolved into model_name/model_cls
     data: str | None
-    fields: dict[str, Any] = field(default_factory=dict)
-    #: config dicts by source; their precedence is fixed in :func:`prepare_invocation`
+    model_name: str | None = None
+    model_cls: type | None = None
+    data_name: str | None = None
+    data_cls: type | None = None
+    ckpt: str | None = None
+    resume_dir: Path | None = None
+    saved_schedulers: tuple[dict[str, Any], ...] | None = None
+    #: config dicts by source; their precedence is fixed by :data:`PRECEDENCE`
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def gives_length(self) -> bool:
@@ -168,7 +174,8 @@ def _apply_checkpoint(draft: _Draft, ckpt: str) -> None:
     stored = read_checkpoint(ckpt)  # checks the file first: one line for a broken one
     info = checkpoint_info(stored)
     resume_dir = Path(ckpt).resolve().parent.parent
-    draft.fields.update(ckpt=ckpt, resume_dir=resume_dir, saved_schedulers=tuple(stored.get("lr_schedulers") or ()))
+    draft.ckpt, draft.resume_dir = ckpt, resume_dir
+    draft.saved_schedulers = tuple(stored.get("lr_schedulers") or ())
     stored_model = info.get("model")
     if stored_model and (draft.model is None or resolve_name(draft.model, MODELS)[0] == stored_model):
         draft.model = draft.model or stored_model
@@ -191,19 +198,19 @@ def _apply_model(draft: _Draft) -> dict[str, Any]:
     name, cls = resolve_name(draft.model, MODELS)
     if cls is not None and option(draft.args, "--model")[0] >= 0:
         set_option(draft.args, "--model", class_path(cls))
-    draft.fields.update(model_name=name, model_cls=cls)
+    draft.model_name, draft.model_cls = name, cls
     if draft.data is None and cls is not None:
         draft.data = cls.default_data
     recipe = getattr(cls, "recipe", None) or {}
     trainer = dict(recipe.get("trainer", {}))
-    if "ckpt" in draft.fields:
+    if draft.ckpt is not None:
         if draft.args[0] != "fit":
             trainer = {}  # validate/test of a checkpoint: no training length
         elif draft.gives_length():
             trainer = {k: v for k, v in trainer.items() if k not in LENGTH_KEYS}  # a new length replaces it
     if trainer:
         draft.configs["model recipe"] = {"trainer": trainer}
-    return {} if "ckpt" in draft.fields else dict(recipe.get("data", {}))
+    return {} if draft.ckpt is not None else dict(recipe.get("data", {}))
 
 
 def _apply_data(draft: _Draft, recipe: dict[str, Any]) -> None:
@@ -218,7 +225,7 @@ def _apply_data(draft: _Draft, recipe: dict[str, Any]) -> None:
         return
     if option(draft.args, "--data")[0] >= 0:
         set_option(draft.args, "--data", class_path(cls))
-    draft.fields.update(data_name=name, data_cls=cls)
+    draft.data_name, draft.data_cls = name, cls
     selected: dict[str, Any] = {"class_path": class_path(cls)}
     if recipe:
         selected["init_args"] = recipe
@@ -282,4 +289,15 @@ def prepare_invocation(args: list[str]) -> Invocation:
     defaults = [draft.configs[source] for source in PRECEDENCE if draft.configs.get(source)]
     front = [part for config in defaults for part in ("--config", json.dumps(config))]
     argv = (args[0], *front, *args[1:])
-    return Invocation(args[0], argv, run_dir, **draft.fields)
+    return Invocation(
+        subcommand=args[0],
+        argv=argv,
+        run_dir=run_dir,
+        model_name=draft.model_name,
+        model_cls=draft.model_cls,
+        data_name=draft.data_name,
+        data_cls=draft.data_cls,
+        ckpt=draft.ckpt,
+        resume_dir=draft.resume_dir,
+        saved_schedulers=draft.saved_schedulers,
+    )
