@@ -9,9 +9,9 @@ from pathlib import Path
 import lightning
 import pytest
 import torch
+from cli.test_cli import FAST
+from cli.test_cli_errors import assert_short
 from fakes import data_args
-from test_cli import FAST
-from test_cli_errors import assert_short
 
 from cnnbench.cli import main
 from cnnbench.core.compat import MINIMUM, UnsupportedVersionError, version_tuple

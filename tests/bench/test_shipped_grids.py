@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnnbench.bench.cli import bench_main
 from cnnbench.bench.grid import GridError, GridSpec, expand, find_grid, shipped_grids
+from cnnbench.cli.bench import run as bench_main
 
 REPO = Path(__file__).resolve().parents[2]
 GRIDS = REPO / "cnnbench" / "grids"

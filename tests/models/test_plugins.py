@@ -141,12 +141,12 @@ def test_broken_plugin_never_hides_the_others(tmp_path: Path, monkeypatch: pytes
         assert "RuntimeError: plugin exploded" in MODELS.broken()["bad_net"]
         with pytest.raises(ValueError, match="'bad_net' is installed but broken: bad_plugin_mod:Net failed"):
             create_model("bad_net")
-        from cnnbench.cli_help import _compute_rows
+        from cnnbench.cli.models import _compute_rows
 
         rows = {r[0]: r for r in _compute_rows()}
         assert rows["lazy_net"][1] == f"{1024 * 10 + 10:,}"  # LazyLinear sized on the meta device
         assert rows["bad_net"][4].startswith("broken plugin:") and rows["lenet5"][1] == "61,706"
-        from cnnbench.cli_help import models_table
+        from cnnbench.cli.models import models_table
 
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
         assert "broken plugin: bad_plugin_mod:Net failed to import" in models_table()

@@ -191,12 +191,12 @@ def test_huge_image_is_refused_per_file(
     import numpy as np
     from PIL import Image
 
-    import cnnbench.predict
+    import cnnbench.cli.predict
 
     assert main(["fit", "--model", "lenet5", *data_args(data_root), "--trainer.max_steps=2", *QUIET]) == 0
     Image.fromarray(np.zeros((300, 300), np.uint8)).save(workdir / "huge.png")
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(workdir / "ok.png")
-    monkeypatch.setattr(cnnbench.predict, "MAX_PIXELS", 250 * 250)
+    monkeypatch.setattr(cnnbench.cli.predict, "MAX_PIXELS", 250 * 250)
     ckpt = str(workdir / "runs" / "lenet5" / "version_0" / "checkpoints" / "last.ckpt")
     capsys.readouterr()
     args = ["predict", "--ckpt_path", ckpt, "--format", "csv", str(workdir / "huge.png"), str(workdir / "ok.png")]

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli.test_cli import FAST, run_cli
 from fakes import data_args
-from test_cli import FAST, run_cli
 
 from cnnbench.cli import main
-from cnnbench.cli_errors import format_parse_error
+from cnnbench.cli.errors import format_parse_error
 
 NOISE = ("Traceback", "Namespace(", "usage:", "Does not validate", "Given value", "Subtypes")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli.test_cli import FAST, run_cli
 from fakes import data_args, write_fake_mnist
-from test_cli import FAST, run_cli
 
 TESTS = Path(__file__).resolve().parent
 
@@ -69,9 +69,13 @@ def max_steps_fit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def subprocess_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cnnbench", *args], capture_output=True, text=True, timeout=240, cwd=cwd,
+        [sys.executable, "-m", "cnnbench", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=cwd,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    )
 
 
 def test_data_image_size_works_without_naming_the_data_set(max_steps_fit: tuple[Path, str]) -> None:

@@ -16,11 +16,15 @@ Example:
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from cnnbench.core.choices import close_matches
+
+if TYPE_CHECKING:
+    from cnnbench.cli.invocation import Invocation
 
 TRACEBACK_ENV = "CNNBENCH_TRACEBACK"
 UNION_HEAD = "Does not validate against any of the Union subtypes"
@@ -51,7 +55,7 @@ def _known_types() -> tuple[type[BaseException], ...]:
     return (*known, UnsupportedVersionError)
 
 
-def report_error(command: str, err: BaseException, context: dict[str, Any] | None = None) -> int:
+def report_error(command: str, err: BaseException, invocation: Invocation | None = None) -> int:
     """Print ``err`` as at most three lines and return the exit code; re-raise bugs.
 
     Exit codes: 2 for a bad value, 3 for a diverged fit. Errors that are not about a value
@@ -76,7 +80,7 @@ def report_error(command: str, err: BaseException, context: dict[str, Any] | Non
     parsed = next((e for e in known if 'Parser key "' in str(e)), None)
     if parsed is not None or isinstance(inner, argparse.ArgumentError) or UNION_HEAD in str(inner):
         text = str(parsed if parsed is not None else inner)
-        message = format_parse_error(text, context, getattr(err, "cnnbench_options", None))
+        message = format_parse_error(text, invocation, getattr(err, "cnnbench_options", None))
     else:
         message = _trim(str(inner))
     print(f"cnnbench {command}: error: {message}", file=sys.stderr)
@@ -111,42 +115,44 @@ def _given_value(message: str) -> str | None:
     return found.group(1).strip() if found else None
 
 
-def _options_of(cls: Any) -> list[str]:
-    """Constructor argument names of ``cls`` as jsonargparse sees them (through ``**kwargs``)."""
-    try:
-        from jsonargparse import ArgumentParser
+def option_hint(word: str, options: list[str], prefix: str = "") -> str:
+    """`` Did you mean --x?`` for the (at most two) closest options: unquoted, as typed on a command line.
 
-        parser = ArgumentParser()
-        parser.add_class_arguments(cls, "x")
-        return [a.dest.split(".", 1)[1] for a in parser._actions if a.dest.startswith("x.")]
-    except Exception:  # only used for suggestions
-        return []
-
-
-def _close(word: str, options: list[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(word, options, n=2, cutoff=0.6)
+    Example:
+        >>> option_hint("pol", ["pool", "padding"], prefix="--model.")
+        ' Did you mean --model.pool?'
+    """
+    close = close_matches(word, options, n=2)
     return f" Did you mean {' or '.join(prefix + c for c in close)}?" if close else ""
 
 
-def format_parse_error(message: str, context: dict[str, Any] | None = None, options: list[str] | None = None) -> str:
+def _options_of(cls: Any, key: str) -> list[str]:
+    """The ``--model.*`` / ``--data.*`` names of ``cls`` a user can give (linked ones left out)."""
+    from cnnbench.core.signature import accepted_kwargs
+    from cnnbench.core.vocab import LINKED_ARGUMENTS
+
+    names = sorted(accepted_kwargs(cls) or ())
+    return [n for n in names if n not in LINKED_ARGUMENTS] if key == "model" else names
+
+
+def format_parse_error(message: str, invocation: Invocation | None = None, options: list[str] | None = None) -> str:
     """Reduce a jsonargparse/argparse error message to at most three short lines.
 
     Args:
         message: The parser's message (possibly a multi-line Union report).
-        context: What :func:`cnnbench.cli.prepare_argv` learned (model and data classes),
-            used to list the valid options of ``--model.*`` / ``--data.*``.
+        invocation: The prepared command line (its model and data classes list the valid
+            options of ``--model.*`` / ``--data.*``).
         options: Every option string of the parser, for close matches of unknown options.
     """
-    context = context or {}
     key_match = re.search(r'Parser key "([^"]+)"', message)
     key = key_match.group(1) if key_match else None
     if message.startswith("unrecognized arguments:"):
         given = message.split(":", 1)[1].split()
         flags = [g.split("=")[0] for g in given if g.startswith("--")]
-        hint = _close(flags[0], options or []) if flags else ""
+        hint = option_hint(flags[0], options or []) if flags else ""
         return (
             f"unknown option {' '.join(given[:2])} (options are not abbreviated).{hint}\n"
-            f"  See `cnnbench {context.get('subcommand', 'fit')} --help` for the options."
+            f"  See `cnnbench {invocation.subcommand if invocation else 'fit'} --help` for the options."
         )
     errors = _union_errors(message)
     if key is not None and not errors:
@@ -161,12 +167,11 @@ def format_parse_error(message: str, context: dict[str, Any] | None = None, opti
     first = errors[0]
     unknown = re.search(r"Option '([^']+)' is not accepted", first)
     if unknown and key in ("model", "data"):
-        cls = context.get(f"{key}_cls")
-        name = context.get(f"{key}_name") or (cls.__name__ if cls is not None else key)
-        valid = _options_of(cls) if cls is not None else []
-        valid = [v for v in valid if v not in ("num_classes", "in_channels", "input_size")] if key == "model" else valid
+        name, cls = invocation.names(key) if invocation else (None, None)
+        name = name or (cls.__name__ if cls is not None else key)
+        valid = _options_of(cls, key) if cls is not None else []
         option = f"--{key}.{unknown.group(1)}"
-        hint = _close(unknown.group(1), valid, prefix=f"--{key}.")
+        hint = option_hint(unknown.group(1), valid, prefix=f"--{key}.")
         listing = f"\n  Valid: {', '.join('--' + key + '.' + v for v in valid)}" if valid else ""
         return f"{option} is not an option of {key} {name!r}.{hint}{listing}"
     types = [m.group(1) for e in errors if (m := re.fullmatch(r"Expected a <class '([\w.]+)'>", e))]

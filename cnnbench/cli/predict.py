@@ -143,20 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch_size", type=int, default=256, help="images classified per forward pass (default: 256)")
     parser.add_argument(
-        "--format", choices=FORMATS, default="table",
+        "--format",
+        choices=FORMATS,
+        default="table",
         help="output: an aligned table, CSV or JSON; table and CSV start with a header (default: table)",
-    )  # fmt: skip
+    )
     parser.add_argument("inputs", nargs="+", help="image files or folders")
     return parser
-
-
-def check_checkpoint_file(path: str) -> None:
-    """A one-line CheckpointError for a missing, empty, truncated or corrupt file, or one that
-    is not a torch checkpoint at all (a text file passed by mistake), before torch's
-    unpickler reports a bare KeyError (:func:`cnnbench.checkpoint.check_checkpoint_file`)."""
-    from cnnbench.checkpoint import check_checkpoint_file as check
-
-    check(path)
 
 
 def _rows(results: list[tuple[Path, list[tuple[str, float]]]], top_k: int) -> tuple[list[str], list[list[str]]]:
@@ -188,38 +181,44 @@ def write_results(results: list[tuple[Path, list[tuple[str, float]]]], top_k: in
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
 
 
-def main(argv: list[str]) -> int:
-    """``cnnbench predict --ckpt_path CKPT [--top_k K] [--convert] [--device D] [--format F] FILES/FOLDERS...``."""
-    args = build_parser().parse_args(argv)
-    if args.top_k < 1 or args.batch_size < 1:
-        bad = "--top_k" if args.top_k < 1 else "--batch_size"
-        raise ValueError(f"{bad} must be a positive integer, got {getattr(args, bad[2:])}")
+def _model_and_data(path: str, device: str) -> tuple[Any, dict[str, Any]]:
+    """The checkpoint's model (in eval mode, on ``device``) and its data statistics.
 
-    import torch
+    The file is checked and read once (:func:`cnnbench.checkpoint.read_checkpoint`) and the
+    model is rebuilt from what was read, as :func:`cnnbench.checkpoint.load_from_checkpoint` does.
+    """
+    from cnnbench.checkpoint import CheckpointError, checkpoint_info, read_checkpoint
+    from cnnbench.models import MODELS
 
-    from cnnbench.checkpoint import CheckpointError, checkpoint_info, load_from_checkpoint, read_checkpoint
-
-    check_checkpoint_file(args.ckpt_path)
-    info = checkpoint_info(read_checkpoint(args.ckpt_path))
+    stored = read_checkpoint(path)
+    info = checkpoint_info(stored)
     data_state = info.get("data_state")
     if not data_state:
-        raise CheckpointError(f"{args.ckpt_path} has no data statistics (written by an older cnnbench?)")
-    model = load_from_checkpoint(args.ckpt_path, map_location=args.device).eval()
-    classes = data_state["classes"]
+        raise CheckpointError(f"{path} has no data statistics (written by an older cnnbench?)")
+    if info.get("model") is None:
+        raise CheckpointError(f"{path} was not written by cnnbench (no model name stored)")
+    # LightningCLI adds private keys such as `_class_path` to the hyperparameters
+    hparams = {k: v for k, v in (stored.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+    model = MODELS.get(info["model"])(**hparams)
+    model.load_state_dict(stored["state_dict"])
+    return model.to(device).eval(), data_state
+
+
+def _prepare_inputs(inputs: list[str], data_state: dict[str, Any], convert: bool) -> tuple[list[Any], int]:
+    """``([(path, tensor), ...], failures)``: every usable input, an error line for each other one."""
+    from cnnbench.data.imagefolder import IMAGE_SUFFIXES
 
     failures = 0
     ready: list[tuple[Path, torch.Tensor]] = []
-    for path in expand_inputs(args.inputs):
+    for path in expand_inputs(inputs):
         if path.is_dir():
-            from cnnbench.data.imagefolder import IMAGE_SUFFIXES
-
             print(
                 f"{path}: error: no image files in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})", file=sys.stderr
             )
             failures += 1
             continue
         try:
-            x, brightness = read_image(path, data_state, args.convert)
+            x, brightness = read_image(path, data_state, convert)
         except ImageInputError as err:
             print(f"{path}: error: {err}", file=sys.stderr)
             failures += 1
@@ -228,6 +227,15 @@ def main(argv: list[str]) -> int:
         if warning:
             print(f"{path}: warning: {warning}", file=sys.stderr)
         ready.append((path, x))
+    return ready, failures
+
+
+def _classify(
+    model: Any, ready: list[tuple[Path, torch.Tensor]], classes: list[Any], args: argparse.Namespace
+) -> list[tuple[Path, list[tuple[str, float]]]]:
+    """The ``top_k`` classes and probabilities of each input, ``batch_size`` inputs per forward pass."""
+    import torch
+
     results: list[tuple[Path, list[tuple[str, float]]]] = []
     for start in range(0, len(ready), args.batch_size):
         chunk = ready[start : start + args.batch_size]
@@ -236,6 +244,22 @@ def main(argv: list[str]) -> int:
         for (path, _), p in zip(chunk, probs):
             top = p.topk(min(args.top_k, len(p)))
             results.append((path, [(str(classes[int(i)]), float(v)) for v, i in zip(top.values, top.indices)]))
+    return results
+
+
+def run(argv: list[str]) -> int:
+    """``cnnbench predict --ckpt_path CKPT [--top_k K] [--convert] [--device D] [--format F] FILES/FOLDERS...``.
+
+    Returns 1 when an input could not be classified (the others are still printed).
+    """
+    args = build_parser().parse_args(argv)
+    if args.top_k < 1 or args.batch_size < 1:
+        bad = "--top_k" if args.top_k < 1 else "--batch_size"
+        raise ValueError(f"{bad} must be a positive integer, got {getattr(args, bad[2:])}")
+    model, data_state = _model_and_data(args.ckpt_path, args.device)
+    classes = data_state["classes"]
+    ready, failures = _prepare_inputs(args.inputs, data_state, args.convert)
+    results = _classify(model, ready, classes, args)
     if results or not failures:  # nothing but errors: no empty table
         write_results(results, min(args.top_k, len(classes)), args.format)
     return 1 if failures else 0

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli.test_cli import FAST
 from fakes import data_args
 from PIL import Image
-from test_cli import FAST
 
 from cnnbench.cli import main
-from cnnbench.predict import brightness_warning, build_parser
+from cnnbench.cli.predict import brightness_warning, build_parser
 
 
 @pytest.fixture
@@ -73,3 +73,22 @@ def test_every_option_has_help() -> None:
         assert action.help, action.option_strings
     text = parser.format_help()
     assert "--device" in text and "cuda" in text and "--batch_size" in text and "{table,csv,json}" in text
+
+
+def test_predict_checks_and_reads_the_checkpoint_file_once(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # issue 19: it was checked three times and read twice (a CRC pass and an unpickling each)
+    import torch
+
+    import cnnbench.checkpoint
+
+    fixture = str(Path(__file__).parents[1] / "fixtures" / "lenet5-avg-same-v0.1.0.ckpt")
+    checks: list[object] = []
+    loads: list[object] = []
+    real_check, real_load = cnnbench.checkpoint.check_checkpoint_file, torch.load
+    monkeypatch.setattr(cnnbench.checkpoint, "check_checkpoint_file", lambda p: checks.append(p) or real_check(p))
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: loads.append(f) or real_load(f, *a, **k))
+    Image.fromarray(np.full((32, 32), 30, np.uint8)).save(workdir / "grey.png")
+    assert main(["predict", "--ckpt_path", fixture, str(workdir / "grey.png")]) == 0, capsys.readouterr().err
+    assert len(checks) == 1 and len(loads) == 1

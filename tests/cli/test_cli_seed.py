@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from cli.test_cli import FAST
 from fakes import data_args
-from test_cli import FAST
 
 from cnnbench.cli import main
 

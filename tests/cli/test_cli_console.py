@@ -7,16 +7,23 @@ import os
 from pathlib import Path
 
 import pytest
+from cli.test_cli import run_cli
 from fakes import data_args
-from test_cli import run_cli
 
 from cnnbench.cli import main
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.accelerator=cpu", "--trainer.log_every_n_steps=1"]
 NOISE = (
-    "litlogger", "LeafSpec", "could not find the monitored key", "wandb: WARNING", "weights_only",
-    "anonymous setting", "git root", "exists and is not empty", "Trainer already configured",
-)  # fmt: skip
+    "litlogger",
+    "LeafSpec",
+    "could not find the monitored key",
+    "wandb: WARNING",
+    "weights_only",
+    "anonymous setting",
+    "git root",
+    "exists and is not empty",
+    "Trainer already configured",
+)
 
 
 def test_fit_and_resume_print_no_third_party_noise_and_a_layers_only_table(mnist_root: Path, workdir: Path) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_cli import run_cli
+from cli.test_cli import run_cli
 
 PROBE = (
     "import sys; from cnnbench.cli import main\n"

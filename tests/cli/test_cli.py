@@ -33,9 +33,12 @@ def mnist_data(tmp_path: Path) -> Path:
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cnnbench", *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "cnnbench", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )  # fmt: skip
+    )
 
 
 def read_metrics(path: Path) -> list[dict[str, str]]:
@@ -181,9 +184,16 @@ def test_wandb_offline_run_folder_with_metrics(mnist_data: Path, workdir: Path) 
 
 def test_ddp_with_two_cpu_processes(mnist_data: Path, workdir: Path) -> None:
     proc = run_cli(
-        "fit", "--model", "lenet5", *data_args(mnist_data), "--trainer.max_epochs=1", "--trainer.devices=2",
-        "--trainer.strategy=ddp", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
-    )  # fmt: skip
+        "fit",
+        "--model",
+        "lenet5",
+        *data_args(mnist_data),
+        "--trainer.max_epochs=1",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        "--trainer.accelerator=cpu",
+        "--trainer.enable_progress_bar=false",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in (workdir / "runs" / "lenet5").iterdir()) == ["version_0"]
     ckpts = sorted(p.name for p in (workdir / "runs" / "lenet5" / "version_0" / "checkpoints").iterdir())

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli.test_cli import FAST, read_metrics
 from fakes import data_args
-from test_cli import FAST, read_metrics
 
 from cnnbench.cli import main
 
