@@ -141,15 +141,20 @@ def load_from_checkpoint(path: str | os.PathLike[str], map_location: str | torch
     Example:
         >>> model = load_from_checkpoint("runs/lenet5/version_0/checkpoints/last.ckpt")  # doctest: +SKIP
     """
-    ckpt = read_checkpoint(path)
+    return model_from_checkpoint(read_checkpoint(path), path).to(map_location)
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], source: str | os.PathLike[str]) -> Any:
+    """Rebuild the model of a checkpoint already read with :func:`read_checkpoint` (``source``
+    names the file in errors): the registry name and hyperparameters from the dict, then its weights."""
     name = checkpoint_info(ckpt).get("model")
     if name is None:
-        raise CheckpointError(f"{path} was not written by cnnbench (no model name stored)")
+        raise CheckpointError(f"{source} was not written by cnnbench (no model name stored)")
     cls = MODELS.get(name)
     # LightningCLI adds private keys such as `_class_path` to the hyperparameters
-    model = cls(**{k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")})
+    model = cls(**{k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")})
     model.load_state_dict(ckpt["state_dict"])
-    return model.to(map_location)
+    return model
 
 
 def _read_bytes(checkpoint_path: Any) -> bytes:

@@ -187,21 +187,13 @@ def _model_and_data(path: str, device: str) -> tuple[Any, dict[str, Any]]:
     The file is checked and read once (:func:`cnnbench.checkpoint.read_checkpoint`) and the
     model is rebuilt from what was read, as :func:`cnnbench.checkpoint.load_from_checkpoint` does.
     """
-    from cnnbench.checkpoint import CheckpointError, checkpoint_info, read_checkpoint
-    from cnnbench.models import MODELS
+    from cnnbench.checkpoint import CheckpointError, checkpoint_info, model_from_checkpoint, read_checkpoint
 
     stored = read_checkpoint(path)
-    info = checkpoint_info(stored)
-    data_state = info.get("data_state")
+    data_state = checkpoint_info(stored).get("data_state")
     if not data_state:
         raise CheckpointError(f"{path} has no data statistics (written by an older cnnbench?)")
-    if info.get("model") is None:
-        raise CheckpointError(f"{path} was not written by cnnbench (no model name stored)")
-    # LightningCLI adds private keys such as `_class_path` to the hyperparameters
-    hparams = {k: v for k, v in (stored.get("hyper_parameters") or {}).items() if not k.startswith("_")}
-    model = MODELS.get(info["model"])(**hparams)
-    model.load_state_dict(stored["state_dict"])
-    return model.to(device).eval(), data_state
+    return model_from_checkpoint(stored, path).to(device).eval(), data_state
 
 
 def _prepare_inputs(inputs: list[str], data_state: dict[str, Any], convert: bool) -> tuple[list[Any], int]:

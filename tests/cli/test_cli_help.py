@@ -46,7 +46,7 @@ def test_fit_help_starts_with_the_models_options_and_choices(workdir: Path) -> N
     proc = run_cli("fit", "--model", "lenet5", "--help")
     assert proc.returncode == 0, proc.stderr[-2000:]
     top = "\n".join(proc.stdout.splitlines()[:40])
-    from cnnbench.models.layers import POOL_KINDS  # the one list of pool kinds
+    from cnnbench.core.vocab import POOL_KINDS  # the one list of pool kinds
 
     assert "--model.pool {" + ",".join(POOL_KINDS) + "}" in top and "decimate" in POOL_KINDS
     assert "--model.padding {valid,same,full" in top and "--model.lr" in top and "Peak learning rate" in top
