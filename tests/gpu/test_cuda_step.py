@@ -14,8 +14,8 @@ import torch
 
 from cnnbench.data import create_data
 from cnnbench.models import create_model
-from cnnbench.train_step import CapturedStep
 from cnnbench.training import trainer_extras
+from cnnbench.training.captured_step import CapturedStep
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs CUDA: the captured step runs on a GPU only"

@@ -5,7 +5,7 @@ uses lerp, ``1 - beta1`` on the device): Adam amplifies those last-bit differenc
 weights whose gradient is near zero, so a float32 comparison drifts (issue 17 saw 2.4e-3
 in 12 steps). In float64 the rounding is ~1e-16, so any formula difference (a missing bias
 correction, L2 where AdamW decays, eps in the wrong place) stands out by orders of
-magnitude. The step runs through :class:`~cnnbench.train_step.StepEngine` itself, on a real
+magnitude. The step runs through :class:`~cnnbench.training.captured_step.StepEngine` itself, on a real
 LeNet-5 whose gradients depend on the weights the previous steps produced.
 """
 
@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from cnnbench.models import create_model
-from cnnbench.train_step import StepEngine
+from cnnbench.training.captured_step import StepEngine
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Trainer helpers of ``cnnbench.training`` that exist for speed: each must keep Lightning's behaviour."""
+"""Trainer helpers of ``cnnbench.training`` (console, monitors, checkpoints) that exist for speed:
+each must keep Lightning's behaviour."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""Lightning's ``WandbLogger``, made safe for unattended runs.
+"""Weights & Biases logging: the settings (:class:`WandbSettings`, ``--wandb.*``), the
+factory (:func:`make_wandb_logger`), and Lightning's ``WandbLogger`` made safe for unattended
+runs (:class:`OfflineFallbackWandbLogger`):
 
-* ``offline=True`` when no credentials are configured (the caller decides, see
-  :func:`cnnbench.training.make_wandb_logger`); the ``wandb sync`` command to upload the
+* ``offline=True`` when no credentials are configured (:func:`make_wandb_logger` decides,
+  see :func:`wandb_credentials_configured`); the ``wandb sync`` command to upload the
   run later is printed when the run ends.
 * If the W&B server cannot be reached within ``init_timeout`` seconds, the run falls back
   to offline mode instead of failing the fit.
@@ -11,7 +13,7 @@
   CLI config): Lightning's flat copy of the model's hyperparameters (with private keys
   such as ``_instantiator``) is not logged a second time.
 
-Imported only when W&B logging is asked for: ``import cnnbench`` never imports wandb.
+``wandb`` itself is imported only when a logger is built: ``import cnnbench.training`` never imports it.
 """
 
 from __future__ import annotations
@@ -19,16 +21,80 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
+
+
+@dataclass
+class WandbSettings:
+    """Weights & Biases options.
+
+    Args:
+        project: W&B project.
+        entity: Team or user (default: the account's).
+        group: Run group (the bench runner uses the grid name).
+        name: Run name.
+        tags: Run tags.
+        mode: ``auto`` (online with credentials, else offline), ``online`` or ``offline``.
+        init_timeout: Seconds to wait for the W&B server before falling back to offline.
+
+    Example:
+        >>> WandbSettings(project="demo").mode
+        'auto'
+    """
+
+    project: str = "cnnbench"
+    entity: str | None = None
+    group: str | None = None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    mode: str = "auto"
+    init_timeout: float = 30.0
+
+
+def wandb_credentials_configured() -> bool:
+    """An API key in the environment or in ``~/.netrc`` for the W&B host."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    import netrc
+
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def make_wandb_logger(
+    settings: WandbSettings, save_dir: str, config: dict[str, Any] | None = None, **kwargs: Any
+) -> Logger:
+    """A ``WandbLogger`` that runs offline when no credentials are configured (or the
+    server cannot be reached), so training never waits on the network. ``kwargs`` go to
+    Lightning's ``WandbLogger`` (``log_model``, ``prefix``, ...)."""
+    mode = settings.mode
+    if mode == "auto":
+        mode = os.environ.get("WANDB_MODE") or ("online" if wandb_credentials_configured() else "offline")
+    return OfflineFallbackWandbLogger(
+        project=settings.project,
+        entity=settings.entity,
+        group=settings.group,
+        name=settings.name,
+        tags=list(settings.tags) or None,
+        save_dir=os.path.abspath(save_dir),
+        offline=mode in ("offline", "dryrun"),
+        init_timeout=settings.init_timeout,
+        config=config or {},
+        **kwargs,
+    )
 
 
 class OfflineFallbackWandbLogger(WandbLogger):
     """``WandbLogger`` with offline fallback and one finished run per fit.
 
-    Example:
+    Example (skipped in the doctests: it needs the optional ``wandb`` package):
         >>> logger = OfflineFallbackWandbLogger(project="demo", offline=True)  # doctest: +SKIP
     """
 

@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 import pytest
 
-import cnnbench.train_step as ts
+import cnnbench.training.captured_step as ts
 from cnnbench.data import MNISTDataModule
 from cnnbench.models import create_model
 from cnnbench.training import trainer_extras

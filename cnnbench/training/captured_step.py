@@ -16,10 +16,14 @@ tensors the graph reads in place:
 * running train loss/accuracy sums and a non-finite-loss flag: device tensors the graph
   adds to, read by the host only every ``log_every_n_steps`` (no sync in the steady state).
 
-The optimizer update is written here with ``torch._foreach_*`` ops (SGD with Nesterov
-momentum, Adam, AdamW: the three ``ImageClassifier`` offers), because torch's own SGD turns
-a tensor learning rate into a host number (a sync, illegal during capture). Tests check it
-against ``torch.optim`` step for step.
+The optimizer update (SGD with Nesterov momentum, Adam, AdamW: the three ``ImageClassifier``
+offers) lives in :mod:`cnnbench.training.fused_update`: torch's own SGD turns a tensor
+learning rate into a host number (a sync, illegal during capture).
+
+The model's side is a small hook (``ImageClassifier.step_engine``, see
+:class:`cnnbench.models.base.StepEngineHook`): while a fit runs captured steps its
+``training_step`` hands the batch to :meth:`StepEngine.run` and folds the engine's sums into
+its own before logging or checkpointing (:meth:`StepEngine.read_and_reset`).
 
 Where capture is not safe the fit runs Lightning's usual eager step and says why in one
 line: no CUDA device, DDP (gradient all-reduce hooks), gradient accumulation, fp16 with a
@@ -27,8 +31,9 @@ dynamic loss scale, an optimizer this module does not implement, a model with it
 ``training_step``, or a capture that fails (e.g. data-dependent control flow).
 
 Example:
-    >>> import lightning as L
-    >>> trainer = L.Trainer(callbacks=[CapturedStep(mode="auto")], max_steps=1)  # doctest: +SKIP
+    >>> step = CapturedStep(mode="auto")  # a callback: L.Trainer(callbacks=[step])
+    >>> step.mode
+    'auto'
 """
 
 from __future__ import annotations
@@ -41,17 +46,23 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
+from cnnbench.core.choices import check_choice
 from cnnbench.core.compat import require
-from cnnbench.core.vocab import STEP_MODES
+from cnnbench.core.vocab import STEP_MODES, StepMode
+from cnnbench.training.fused_update import clip, update
+from cnnbench.training.resume import skip_lightning_backward
 
 GRAPH_PRECISIONS = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16, "bf16-true": None}
 
 
 def check_step_mode(mode: str) -> str:
-    """Return ``mode`` if valid, else raise a ValueError listing the choices."""
-    if mode not in STEP_MODES:
-        raise ValueError(f"train_step must be one of {', '.join(STEP_MODES)}, got {mode!r}")
-    return mode
+    """Return ``mode`` if valid, else raise a ValueError listing the choices.
+
+    Example:
+        >>> check_step_mode("graph")
+        'graph'
+    """
+    return check_choice(mode, STEP_MODES, "train_step")
 
 
 def graph_blocker(trainer: L.Trainer, module: L.LightningModule, require_cuda: bool = True) -> str | None:
@@ -279,93 +290,6 @@ def graph_context(graph: Any) -> Any:
     return torch.cuda.graph(graph)
 
 
-@torch.no_grad()
-def clip(grads: list[torch.Tensor], value: float, algorithm: str) -> None:
-    """In-place clipping with no host sync: ``clip_grad_norm_`` / ``clip_grad_value_`` math."""
-    if algorithm == "value":
-        torch._foreach_clamp_min_(grads, -value)
-        torch._foreach_clamp_max_(grads, value)
-        return
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
-    coef = torch.clamp(value / (total + 1e-6), max=1.0)
-    torch._foreach_mul_(grads, coef)
-
-
-@torch.no_grad()
-def update(
-    optimizer: torch.optim.Optimizer,
-    groups: list[list[torch.Tensor]],
-    grads: list[torch.Tensor | None],
-    hyper: list[dict[str, torch.Tensor]],
-) -> None:
-    """One ``optimizer.step()`` from ``grads``, reading lr/momentum/betas from ``hyper``;
-    parameters whose gradient is None are skipped, as ``torch.optim`` skips them."""
-    start = 0
-    for group, all_params, h in zip(optimizer.param_groups, groups, hyper):
-        pairs = [(p, g) for p, g in zip(all_params, grads[start : start + len(all_params)]) if g is not None]
-        start += len(all_params)
-        if not pairs:
-            continue
-        params, g = [p for p, _ in pairs], [g for _, g in pairs]
-        states = [optimizer.state[p] for p in params]
-        if type(optimizer) is torch.optim.SGD:
-            _sgd(group, params, g, states, h)
-        else:
-            _adam(group, params, g, states, h, decoupled=type(optimizer) is torch.optim.AdamW)
-
-
-def _sgd(
-    group: dict[str, Any],
-    params: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    states: list[dict[str, Any]],
-    h: dict[str, torch.Tensor],
-) -> None:
-    # torch.optim.SGD: g += wd·p; buf = m·buf + g (buf starts at g: the same as from 0);
-    # nesterov: g += m·buf, else g = buf; p -= lr·g
-    if group["weight_decay"] != 0:
-        grads = list(torch._foreach_add(grads, params, alpha=group["weight_decay"]))
-    if group["momentum"] != 0:
-        bufs = [s["momentum_buffer"] for s in states]
-        torch._foreach_mul_(bufs, h["momentum"])
-        torch._foreach_add_(bufs, grads)
-        grads = list(torch._foreach_add(grads, torch._foreach_mul(bufs, h["momentum"]))) if group["nesterov"] else bufs
-    torch._foreach_sub_(params, torch._foreach_mul(grads, h["lr"]))
-
-
-def _adam(
-    group: dict[str, Any],
-    params: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    states: list[dict[str, Any]],
-    h: dict[str, torch.Tensor],
-    decoupled: bool,
-) -> None:
-    # torch.optim.Adam/AdamW (capturable form): bias corrections from the step tensor
-    lr, beta1, beta2, wd = h["lr"], h["beta1"], h["beta2"], group["weight_decay"]
-    steps = [s["step"] for s in states]
-    torch._foreach_add_(steps, 1.0)
-    if wd != 0:
-        if decoupled:
-            torch._foreach_mul_(params, 1 - lr * wd)
-        else:
-            grads = list(torch._foreach_add(grads, params, alpha=wd))
-    exp_avg = [s["exp_avg"] for s in states]
-    exp_avg_sq = [s["exp_avg_sq"] for s in states]
-    # foreach lerp/addcmul take a tensor weight only as a host number (a sync): use mul/add
-    torch._foreach_mul_(exp_avg, beta1)
-    torch._foreach_add_(exp_avg, torch._foreach_mul(grads, 1 - beta1))
-    torch._foreach_mul_(exp_avg_sq, beta2)
-    torch._foreach_addcmul_(exp_avg_sq, torch._foreach_mul(grads, 1 - beta2), grads)
-    step = steps[0]  # every parameter of a group steps together
-    bias1 = 1 - torch.pow(beta1, step)
-    bias2_sqrt = torch.sqrt(1 - torch.pow(beta2, step))
-    step_size = lr / bias1
-    denom = torch._foreach_div(torch._foreach_sqrt(exp_avg_sq), bias2_sqrt)
-    torch._foreach_add_(denom, group["eps"])
-    torch._foreach_sub_(params, torch._foreach_mul(torch._foreach_div(exp_avg, denom), step_size))
-
-
 class CapturedStep(Callback):
     """Run each training step as one CUDA-graph replay where that is safe.
 
@@ -383,7 +307,7 @@ class CapturedStep(Callback):
     gradient-norm logging) do not see the captured gradients.
     """
 
-    def __init__(self, mode: str = "auto", warmup: int = 3, check_every: int = 25) -> None:
+    def __init__(self, mode: StepMode = "auto", warmup: int = 3, check_every: int = 25) -> None:
         require("torch", "the captured training step (torch._foreach updates with tensor hyperparameters)")
         self.mode = check_step_mode(mode)
         self.warmup, self.check_every = warmup, check_every
@@ -406,12 +330,16 @@ class CapturedStep(Callback):
             return
         precision = str(trainer.precision)
         self.engine = StepEngine(
-            pl_module, trainer.optimizers[0], clip_val=trainer.gradient_clip_val,
-            clip_algorithm=trainer.gradient_clip_algorithm, autocast_dtype=GRAPH_PRECISIONS[precision],
-            warmup=self.warmup, capture=capture,
-        )  # fmt: skip
+            pl_module,
+            trainer.optimizers[0],
+            clip_val=trainer.gradient_clip_val,
+            clip_algorithm=trainer.gradient_clip_algorithm,
+            autocast_dtype=GRAPH_PRECISIONS[precision],
+            warmup=self.warmup,
+            capture=capture,
+        )
         pl_module.step_engine = self.engine  # type: ignore[assignment]
-        trainer.fit_loop._skip_backward = True  # the engine computes the gradients itself
+        skip_lightning_backward(trainer, True)  # the engine computes the gradients itself
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -440,7 +368,7 @@ class CapturedStep(Callback):
     def _detach(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.engine is not None:
             self.summary = {"steps": self.engine.steps, "captured": self.engine.graph is not None}
-            trainer.fit_loop._skip_backward = False
+            skip_lightning_backward(trainer, False)
             pl_module.step_engine = None  # type: ignore[assignment]
             self.engine = None
 
