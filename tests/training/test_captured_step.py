@@ -26,10 +26,13 @@ from cnnbench.training import trainer_extras
 # ----------------------------------------------------------------------------- when it applies
 def _fake_trainer(**overrides: Any) -> Any:
     base = {
-        "strategy": SimpleNamespace(root_device=torch.device("cuda", 0)), "world_size": 1,
-        "accumulate_grad_batches": 1, "precision": "32-true", "gradient_clip_algorithm": None,
+        "strategy": SimpleNamespace(root_device=torch.device("cuda", 0)),
+        "world_size": 1,
+        "accumulate_grad_batches": 1,
+        "precision": "32-true",
+        "gradient_clip_algorithm": None,
         "optimizers": [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)],
-    }  # fmt: skip
+    }
     return SimpleNamespace(**{**base, **overrides})
 
 
@@ -89,9 +92,14 @@ def _fit(root: Path, tmp: Path, mode: str, steps: int = 12, **trainer_kwargs: An
     extras = trainer_extras(str(tmp), "lenet5", mode, progress_bar=False, train_step=mode)
     extras["callbacks"] += trainer_kwargs.pop("callbacks", [])
     trainer = L.Trainer(
-        max_steps=steps, accelerator="cpu", enable_model_summary=False, log_every_n_steps=4, enable_progress_bar=False,
-        num_sanity_val_steps=0, **{**extras, **trainer_kwargs},
-    )  # fmt: skip
+        max_steps=steps,
+        accelerator="cpu",
+        enable_model_summary=False,
+        log_every_n_steps=4,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        **{**extras, **trainer_kwargs},
+    )
     trainer.fit(model, dm)
     return trainer, model
 
@@ -215,9 +223,14 @@ def test_engine_resume_mid_epoch_equals_an_uninterrupted_fit(
     resumed = create_model("lenet5", **adam)
     extras = trainer_extras(str(tmp_path / "b"), "lenet5", "graph", progress_bar=False, train_step="graph")
     trainer = L.Trainer(
-        max_steps=20, accelerator="cpu", enable_model_summary=False, log_every_n_steps=4, enable_progress_bar=False,
-        num_sanity_val_steps=0, **extras,
-    )  # fmt: skip
+        max_steps=20,
+        accelerator="cpu",
+        enable_model_summary=False,
+        log_every_n_steps=4,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        **extras,
+    )
     trainer.fit(resumed, dm, ckpt_path=str(ckpt))
     for a, b in zip(whole.parameters(), resumed.parameters()):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)

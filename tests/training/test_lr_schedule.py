@@ -78,9 +78,14 @@ def test_lr_at_every_step_follows_the_schedule_formula(
     extras = trainer_extras(str(tmp_path), "lenet5", 0, progress_bar=False, train_step=mode)
     extras["callbacks"].append(record)
     trainer = L.Trainer(
-        max_steps=STEPS, accelerator="cpu", enable_model_summary=False, enable_progress_bar=False,
-        num_sanity_val_steps=0, limit_val_batches=1, **extras,
-    )  # fmt: skip
+        max_steps=STEPS,
+        accelerator="cpu",
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1,
+        **extras,
+    )
     trainer.fit(create_model("lenet5", **model), dm)
     assert trainer.global_step == STEPS and trainer.num_training_batches == 15  # an epoch boundary at step 15
     if model["scheduler"] == "onecycle":

@@ -38,9 +38,14 @@ def tiny_loader(batches: int = 6) -> DataLoader[Any]:
 
 def fit(model: L.LightningModule, callbacks: list[Any], **kwargs: Any) -> L.Trainer:
     trainer = L.Trainer(
-        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False,
-        callbacks=callbacks, **kwargs,
-    )  # fmt: skip
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        **kwargs,
+    )
     trainer.fit(model, tiny_loader())
     return trainer
 
@@ -116,8 +121,14 @@ def test_throughput_is_logged_on_logging_steps_only() -> None:
             super().log(name, value, *args, **kwargs)
 
     trainer = L.Trainer(
-        max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False,
-        callbacks=[Throughput()], log_every_n_steps=4, enable_progress_bar=False,
-    )  # fmt: skip
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        callbacks=[Throughput()],
+        log_every_n_steps=4,
+        enable_progress_bar=False,
+    )
     trainer.fit(Spy(), tiny_loader())  # 6 batches an epoch: 18 steps
     assert logged == [4, 8, 12, 16]
