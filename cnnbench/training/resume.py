@@ -18,9 +18,10 @@ and 2.6.6 (current). After a Lightning upgrade, rerun ``tests/reliability/test_c
   (:class:`ResumableCSVLogger`).
 
 Private names used elsewhere, none of them loop state: ``ModelCheckpoint._save_checkpoint``
-(``checkpoints.py``, skips non-finite weights), ``ModelSummary._summary`` and the summary's
-``_get_summary_data``/``_layer_summary`` (``console.py``), ``WandbLogger._wandb_init``,
-``._offline``, ``._experiment``, ``._save_dir`` (``wandb.py``).
+(``checkpoints.py``, skips non-finite weights), ``ModelSummary._max_depth``/``._summary`` and
+the summary's ``_get_summary_data``/``_layer_summary``/``_module`` (``console.py``),
+``WandbLogger._wandb_init``, ``._offline``, ``._experiment``, ``._save_dir`` (``wandb.py``),
+and torch's ``optimizer._opt_called`` (``captured_step.py``).
 
 Example:
     >>> trainer_state = {"loops": {"fit_loop": {"epoch_progress": {
