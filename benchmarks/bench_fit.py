@@ -19,7 +19,7 @@ per-step hook costs in microseconds.
     python benchmarks/bench_fit.py --device cuda --data synthetic --batch-sizes 128 512 --train-step graph eager
 
 ``--train-step`` chooses cnnbench's step (``auto``: one CUDA-graph replay per step where that
-is safe, see ``cnnbench.train_step``; ``eager``: Lightning's own); several values are measured
+is safe, see ``cnnbench.training.captured_step``; ``eager``: Lightning's own); several values are measured
 one after the other against the same hand loop (always eager: the reference).
 """
 
@@ -38,8 +38,8 @@ from lightning.pytorch.profilers import SimpleProfiler
 
 from cnnbench.data import create_data
 from cnnbench.models import create_model
-from cnnbench.train_step import CapturedStep
 from cnnbench.training import trainer_extras
+from cnnbench.training.captured_step import CapturedStep
 
 
 def make_data(args: argparse.Namespace, batch: int) -> Any:

@@ -25,10 +25,9 @@ case $module in
     tests="tests/bench/test_questions.py" ;;
   augment) src=cnnbench/data/augment.py; names='cnnbench.data.augment.*'
     tests="tests/data/test_augment_and_loader.py tests/data/test_augment_geometry.py" ;;
-  train_step) src=cnnbench/train_step.py  # the update and clipping: the capture needs a GPU
-    names='cnnbench.train_step.x_update* cnnbench.train_step.x__sgd* cnnbench.train_step.x__adam* cnnbench.train_step.x_clip*'
-    tests="tests/test_train_step.py::test_update_equals_torch_optim_step_for_step_with_scheduled_hyperparameters
-      tests/test_train_step.py::test_clipping_equals_torch_nn_utils tests/test_train_step_float64.py" ;;
+  train_step) src=cnnbench/training/fused_update.py  # the update and clipping: the capture needs a GPU
+    names='cnnbench.training.fused_update.*'
+    tests="tests/training/test_fused_update.py tests/training/test_fused_update_float64.py" ;;
   seeding) src=cnnbench/bench/cell.py  # the seed reaching the data module and the model (slow: forked grid cells)
     names='cnnbench.bench.cell.x_build*'
     tests="tests/bench/test_seeding.py" ;;

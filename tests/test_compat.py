@@ -15,8 +15,8 @@ from fakes import data_args
 
 from cnnbench.cli import main
 from cnnbench.core.compat import MINIMUM, UnsupportedVersionError, version_tuple
-from cnnbench.train_step import CapturedStep
 from cnnbench.training import trainer_extras
+from cnnbench.training.captured_step import CapturedStep
 
 ROOT = Path(__file__).resolve().parents[1]
 

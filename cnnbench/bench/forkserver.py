@@ -108,7 +108,7 @@ class _Server:
             with contextlib.suppress(ImportError):
                 import wandb  # noqa: F401
 
-                import cnnbench.wandb_logger  # noqa: F401
+                import cnnbench.training.wandb  # noqa: F401
         cell.git_commit()
         imported = time.perf_counter() - started
         for data in hello.get("preload") or []:

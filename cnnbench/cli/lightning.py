@@ -298,7 +298,7 @@ def _remove_if_unused(folder: Path | None) -> None:
 
 
 def _run_cli(invocation: Invocation, state: RunState) -> None:
-    from cnnbench.console import quiet_console
+    from cnnbench.training.console import quiet_console
     from cnnbench.data import ImageDataModule
     from cnnbench.models import ImageClassifier
 

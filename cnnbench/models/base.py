@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import lightning as L
 import torch
@@ -219,8 +219,9 @@ class ImageClassifier(L.LightningModule):
             if k in self.RUNNING_SUMS:
                 setattr(self, k, v.to(self.device) if isinstance(v, torch.Tensor) else v)
 
-    #: set by :class:`cnnbench.train_step.CapturedStep` while a fit runs captured steps
-    step_engine: Any = None
+    #: the captured-step hook: set by :class:`cnnbench.training.captured_step.CapturedStep`
+    #: while a fit runs captured steps, None otherwise (see :class:`StepEngineHook`)
+    step_engine: StepEngineHook | None = None
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -316,3 +317,23 @@ class ImageClassifier(L.LightningModule):
         else:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class StepEngineHook(Protocol):
+    """The model's side of the captured training step: what :class:`ImageClassifier` calls on
+    its ``step_engine`` (a :class:`cnnbench.training.captured_step.StepEngine`; models never
+    import training, which is a layer above).
+
+    While it is set, ``training_step`` hands each batch to :meth:`run` (forward, backward and
+    the optimizer update in one graph replay), ``optimizer_step`` only runs Lightning's closure,
+    and :meth:`ImageClassifier.fold_engine_sums` adds the engine's running loss/accuracy sums
+    to the model's own before a log, an epoch end or a checkpoint.
+    """
+
+    def run(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One training step on this batch; returns its loss (a device tensor)."""
+        ...
+
+    def read_and_reset(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss sum, correct count) since the last call, zeroed in place."""
+        ...

@@ -14,8 +14,8 @@ import torch
 
 from cnnbench.data import create_data
 from cnnbench.models import create_model
-from cnnbench.train_step import CapturedStep
 from cnnbench.training import trainer_extras
+from cnnbench.training.captured_step import CapturedStep
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs CUDA: the captured step runs on a GPU only"
@@ -37,9 +37,16 @@ def fit(
         extras = trainer_extras(run_dir, "lenet5", 0, progress_bar=False, train_step=mode)
         extras["callbacks"] += callbacks or []
         trainer = L.Trainer(
-            max_steps=steps, accelerator="gpu", devices=1, precision=precision, limit_val_batches=0,
-            num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=10, **extras,
-        )  # fmt: skip
+            max_steps=steps,
+            accelerator="gpu",
+            devices=1,
+            precision=precision,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            enable_model_summary=False,
+            log_every_n_steps=10,
+            **extras,
+        )
         trainer.fit(net, dm)
     return trainer, net
 

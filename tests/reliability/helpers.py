@@ -171,9 +171,13 @@ def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def start(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cnnbench", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=child_env(tmp_path, **env), start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "cnnbench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env(tmp_path, **env),
+        start_new_session=True,
+    )
 
 
 def no_network_attempts(tmp_path: Path) -> bool:

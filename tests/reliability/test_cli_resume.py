@@ -23,10 +23,15 @@ from cnnbench.cli import main
 # 356 training images - 100 for validation = 256 = 8 steps of 32 per epoch; 2 epochs
 STEPS_PER_EPOCH = 8
 COMMAND = [
-    "fit", "--model", "helpers.TinyDropoutNet", "--model.lr=0.05",  # dropout: exact resume needs the RNG state
-    "--trainer.max_epochs=2", "--seed_everything=3", *QUIET,
+    "fit",
+    "--model",
+    "helpers.TinyDropoutNet",
+    "--model.lr=0.05",  # dropout: exact resume needs the RNG state
+    "--trainer.max_epochs=2",
+    "--seed_everything=3",
+    *QUIET,
     "--trainer.log_every_n_steps=3",  # a resume inside a logging window must keep the window's loss sum
-]  # fmt: skip
+]
 NOT_COMPARED = {"train/img_s"}  # a timing
 
 

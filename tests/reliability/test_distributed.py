@@ -77,8 +77,19 @@ def test_ddp_two_processes_one_run_one_set_of_checkpoints_synced_metrics(
 def test_a_rank_that_raises_ends_the_whole_run_quickly(data_root: Path, workdir: Path, tmp_path: Path) -> None:
     marker = f"--trainer.default_root_dir={workdir / 'failing'}"
     started = time.monotonic()
-    proc = start(tmp_path, "fit", "--model", "helpers.FailOnRank", *data_args(data_root), "--trainer.max_epochs=1", *QUIET,
-                 "--trainer.devices=2", "--trainer.strategy=ddp", marker, CNNBENCH_FAIL_RANK="1")  # fmt: skip
+    proc = start(
+        tmp_path,
+        "fit",
+        "--model",
+        "helpers.FailOnRank",
+        *data_args(data_root),
+        "--trainer.max_epochs=1",
+        *QUIET,
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        marker,
+        CNNBENCH_FAIL_RANK="1",
+    )
     output = proc.communicate(timeout=300)[0]
     assert proc.returncode != 0
     assert time.monotonic() - started < 120

@@ -27,11 +27,21 @@ from cnnbench.models import MODELS
 def grid(root: Path, **changes: Any) -> dict[str, Any]:
     spec = {
         "name": "faults",
-        "data": {"name": "mnist", "root": str(root), "download": False, "verify": False, "val_size": 100, "batch_size": 64},
-        "models": ["lenet5"], "pool": ["max"], "padding": ["same"], "seeds": [0],
+        "data": {
+            "name": "mnist",
+            "root": str(root),
+            "download": False,
+            "verify": False,
+            "val_size": 100,
+            "batch_size": 64,
+        },
+        "models": ["lenet5"],
+        "pool": ["max"],
+        "padding": ["same"],
+        "seeds": [0],
         "trainer": {"max_steps": 3, "limit_val_batches": 1, "num_sanity_val_steps": 0},
         "robustness": {"shifts": [1], "max_images": 32},
-    }  # fmt: skip
+    }
     spec.update(changes)
     return spec
 
@@ -65,8 +75,12 @@ def bench(
     path.write_text(yaml.safe_dump(spec))
     return subprocess.Popen(
         [sys.executable, "-m", "cnnbench", "bench", str(path), "--out", str(out), "--no-wandb", "--no-report", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=child_env(tmp_path, **(env or {})),
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=child_env(tmp_path, **(env or {})),
+    )
 
 
 def test_crashing_cells_fail_alone_with_their_errors_while_the_rest_run(
@@ -78,8 +92,11 @@ def test_crashing_cells_fail_alone_with_their_errors_while_the_rest_run(
     results = {r["model_label"]: r for r in load_results(out)}
     by_kind = {r["model_args"].get("crash", "lenet5"): r for r in results.values()}
     assert {k: r["status"] for k, r in by_kind.items()} == {
-        "raise": "failed", "segfault": "failed", "exit": "failed", "lenet5": "ok",
-    }  # fmt: skip
+        "raise": "failed",
+        "segfault": "failed",
+        "exit": "failed",
+        "lenet5": "ok",
+    }
     assert sorted(outcome.failed) == sorted(r["run_id"] for r in results.values() if r["status"] == "failed")
     assert "RuntimeError: injected failure in a cell" in by_kind["raise"]["error_lines"]
     assert by_kind["segfault"]["error"] == "run process ended (SIGSEGV) without a result"

@@ -189,9 +189,12 @@ def test_kill_between_writing_and_renaming_keeps_the_previous_checkpoint(data_ro
     last = _trained_checkpoint(data_root, tmp_path)
     before = last.read_bytes()
     proc = subprocess.run(
-        [sys.executable, "-c", KILL_BEFORE_RENAME, str(last)], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", KILL_BEFORE_RENAME, str(last)],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=child_env(tmp_path),
-    )  # fmt: skip
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     _assert_untouched(last, before)
     # the orphaned temp file is never taken for a checkpoint: `--ckpt_path last` and Lightning
