@@ -298,9 +298,9 @@ def _remove_if_unused(folder: Path | None) -> None:
 
 
 def _run_cli(invocation: Invocation, state: RunState) -> None:
-    from cnnbench.training.console import quiet_console
     from cnnbench.data import ImageDataModule
     from cnnbench.models import ImageClassifier
+    from cnnbench.training.console import quiet_console
 
     quiet_console()
     # parse errors raise instead of printing the usage; options are never abbreviated
