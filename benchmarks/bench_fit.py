@@ -189,17 +189,25 @@ def cnnbench_fit(
         extras = trainer_extras(run_dir, args.model, 0, train_step=train_step)
         if bare:
             extras = {
-                "logger": False, "callbacks": [CapturedStep(train_step)], "enable_checkpointing": False,
+                "logger": False,
+                "callbacks": [CapturedStep(train_step)],
+                "enable_checkpointing": False,
                 "enable_progress_bar": False,
-            }  # fmt: skip
+            }
         if callback is not None:
             extras["callbacks"].append(callback)
         if profile:
             extras["profiler"] = SimpleProfiler(dirpath=run_dir, filename="profile")  # its full report: a file
         trainer = L.Trainer(
-            max_epochs=epochs, accelerator=args.device, devices=1, precision=args.precision_now,
-            limit_val_batches=0, num_sanity_val_steps=0, enable_model_summary=False, **extras,
-        )  # fmt: skip
+            max_epochs=epochs,
+            accelerator=args.device,
+            devices=1,
+            precision=args.precision_now,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            enable_model_summary=False,
+            **extras,
+        )
         trainer.fit(model, dm)
     if profile:
         print_step_costs(extras["profiler"], trainer.global_step)

@@ -71,11 +71,19 @@ def grid(root: Path, steps: int, accelerator: str) -> dict[str, Any]:
     return {
         "name": "bench-grid",
         "data": {"name": "mnist", "root": str(root), "download": False, "verify": False, "augment": "none"},
-        "models": ["lenet5"], "pool": ["max", "avg"], "padding": ["same"], "seeds": [0, 1],
-        "trainer": {"max_steps": steps, "limit_val_batches": 1, "limit_test_batches": 1, "num_sanity_val_steps": 0,
-                    "accelerator": accelerator},
+        "models": ["lenet5"],
+        "pool": ["max", "avg"],
+        "padding": ["same"],
+        "seeds": [0, 1],
+        "trainer": {
+            "max_steps": steps,
+            "limit_val_batches": 1,
+            "limit_test_batches": 1,
+            "num_sanity_val_steps": 0,
+            "accelerator": accelerator,
+        },
         "robustness": {"shifts": [1], "max_images": 64},
-    }  # fmt: skip
+    }
 
 
 def start_ray(cpus: int) -> float:
@@ -121,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-root", help="folder holding MNIST/raw (default: MNIST-sized random files)")
     parser.add_argument(
-        "--launchers", nargs="+", choices=["fork", "subprocess", "ray"],
+        "--launchers",
+        nargs="+",
+        choices=["fork", "subprocess", "ray"],
         default=["fork", "subprocess", *(["ray"] if importlib.util.find_spec("ray") else [])],
-    )  # fmt: skip
+    )
     parser.add_argument("--steps", type=int, default=2, help="training steps per cell")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")

@@ -12,9 +12,15 @@ from tests.fakes import write_idx
 
 # numpy reference: direction → (row rule, column rule); -1 flush top/left, +1 bottom/right, 0 unchanged
 DIRECTIONS = {
-    "left": (0, -1), "right": (0, 1), "top": (-1, 0), "bottom": (1, 0),
-    "top_left": (-1, -1), "top_right": (-1, 1), "bottom_left": (1, -1), "bottom_right": (1, 1),
-}  # fmt: skip
+    "left": (0, -1),
+    "right": (0, 1),
+    "top": (-1, 0),
+    "bottom": (1, 0),
+    "top_left": (-1, -1),
+    "top_right": (-1, 1),
+    "bottom_left": (1, -1),
+    "bottom_right": (1, 1),
+}
 
 
 def blob_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

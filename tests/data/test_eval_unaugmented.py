@@ -31,10 +31,14 @@ class _Seen(L.Callback):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, i: int) -> None:
         self.train.append(batch[0].clone())  # type: ignore[index]
 
-    def on_validation_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, i: int, *_: int) -> None:  # fmt: skip
+    def on_validation_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, i: int, *_: int
+    ) -> None:
         self.val.append(batch[0].clone())  # type: ignore[index]
 
-    def on_test_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, i: int, *_: int) -> None:  # fmt: skip
+    def on_test_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, i: int, *_: int
+    ) -> None:
         self.test.append(batch[0].clone())  # type: ignore[index]
 
 
@@ -42,7 +46,10 @@ def by_hand(images: torch.Tensor) -> torch.Tensor:
     return ((images.double() / 255 - MNIST_MEAN) / MNIST_STD).float()
 
 
-@pytest.mark.parametrize(("loader", "augment"), [("tensor", "standard"), ("torchvision", "standard"), ("tensor", "strong"), ("torchvision", "strong")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("loader", "augment"),
+    [("tensor", "standard"), ("torchvision", "standard"), ("tensor", "strong"), ("torchvision", "strong")],
+)
 def test_validation_and_test_batches_equal_the_unaugmented_images(
     loader: str, augment: str, mnist_root: Path, tmp_path: Path
 ) -> None:
@@ -51,9 +58,16 @@ def test_validation_and_test_batches_equal_the_unaugmented_images(
     )
     seen = _Seen()
     trainer = L.Trainer(
-        max_steps=2, num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[seen], default_root_dir=tmp_path, val_check_interval=2,
-    )  # fmt: skip
+        max_steps=2,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[seen],
+        default_root_dir=tmp_path,
+        val_check_interval=2,
+    )
     model = create_model("lenet5")
     trainer.fit(model, dm)
     trainer.test(model, dm, verbose=False)

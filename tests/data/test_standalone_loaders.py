@@ -110,9 +110,15 @@ def test_a_running_trainer_still_gets_the_fast_uint8_path(mnist_root: Path, tmp_
     dm = MNISTDataModule(root=str(mnist_root), val_size=100, batch_size=16, download=False)
     probe = _Probe()
     trainer = L.Trainer(
-        max_steps=2, limit_val_batches=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[probe], default_root_dir=tmp_path,
-    )  # fmt: skip
+        max_steps=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[probe],
+        default_root_dir=tmp_path,
+    )
     trainer.fit(create_model("lenet5"), dm)
     raw = trainer.train_dataloader
     assert type(raw) is TensorBatchLoader and raw.with_seed  # no standalone wrapper under the Trainer
@@ -124,10 +130,14 @@ def test_a_running_trainer_still_gets_the_fast_uint8_path(mnist_root: Path, tmp_
 
 def pil_bilinear(x: torch.Tensor, size: int) -> torch.Tensor:
     """Resize float (N, C, H, W) channel by channel with PIL's bilinear filter (mode "F")."""
-    out = np.stack([
-        np.stack([np.asarray(Image.fromarray(c.numpy()).resize((size, size), Image.Resampling.BILINEAR)) for c in img])
-        for img in x
-    ])  # fmt: skip
+    out = np.stack(
+        [
+            np.stack(
+                [np.asarray(Image.fromarray(c.numpy()).resize((size, size), Image.Resampling.BILINEAR)) for c in img]
+            )
+            for img in x
+        ]
+    )
     return torch.from_numpy(out)
 
 

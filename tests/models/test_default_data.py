@@ -35,9 +35,14 @@ def test_default_data_and_recipe_take_a_training_step(
     model = create_model(name, num_classes=dm.num_classes, in_channels=c, input_size=h)
     before = [p.detach().clone() for p in model.parameters()]
     trainer = L.Trainer(
-        max_steps=1, limit_val_batches=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
+        max_steps=1,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(model, dm)
     assert trainer.global_step == 1
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # it really stepped
@@ -52,8 +57,22 @@ def test_alexnet_recipe_resizes_cifar10_on_the_device() -> None:
 
 def test_summary_of_resized_cifar10_runs_on_the_command_line(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "cnnbench", "summary", "--model", "alexnet", "--data", "cifar10", "--data.image_size", "224"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "cnnbench",
+            "summary",
+            "--model",
+            "alexnet",
+            "--data",
+            "cifar10",
+            "--data.image_size",
+            "224",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr and "total" in run.stdout and "input_size=224" in run.stdout

@@ -136,9 +136,15 @@ def test_image_classifier_load_from_checkpoint_rebuilds_any_registered_model(nam
     dm = SyntheticDataModule(channels=channels, size=size, train_images=4, test_images=2, batch_size=2)
     model = create_model(name, num_classes=10, in_channels=channels, input_size=size, pool="avg", lr=0.01)
     trainer = L.Trainer(
-        max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path, callbacks=[CheckpointMetadata()],
-    )  # fmt: skip
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[CheckpointMetadata()],
+    )
     trainer.fit(model, dm)
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)

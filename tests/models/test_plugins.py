@@ -72,10 +72,14 @@ def test_plugin_checkpoint_round_trip(tmp_path: Path) -> None:
     MODELS.register("plain_net")(PlainNet)
     model = create_model("plain_net", num_classes=3, width=2)
     torch.save(
-        {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "cnnbench": {"model": "plain_net"},
-         "pytorch-lightning_version": "2.6.6"},
+        {
+            "state_dict": model.state_dict(),
+            "hyper_parameters": dict(model.hparams),
+            "cnnbench": {"model": "plain_net"},
+            "pytorch-lightning_version": "2.6.6",
+        },
         tmp_path / "m.ckpt",
-    )  # fmt: skip
+    )
     loaded = ImageClassifier.load_from_checkpoint(tmp_path / "m.ckpt")
     x = torch.randn(2, 1, 32, 32)
     assert type(loaded) is type(model) and loaded.hparams["width"] == 2
@@ -194,9 +198,13 @@ def _install_example(site: Path) -> dict[str, str]:
 
 def _cnnbench(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cnnbench", *args], capture_output=True, text=True, timeout=300, cwd=cwd,
+        [sys.executable, "-m", "cnnbench", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
         env={**os.environ, **env},
-    )  # fmt: skip
+    )
 
 
 def test_example_plugin_end_to_end(tmp_path: Path) -> None:
@@ -217,8 +225,18 @@ def test_example_plugin_end_to_end(tmp_path: Path) -> None:
     assert summary.returncode == 0, summary.stderr[-2000:]
     assert "AvgPool2d" in summary.stdout and "net.head.1" in summary.stdout
 
-    fit = _cnnbench(env, tmp_path, "fit", "--model", "tiny_cnn", "--model.width", "4", *data_args(data),
-                    "--trainer.max_steps=3", *FAST)  # fmt: skip
+    fit = _cnnbench(
+        env,
+        tmp_path,
+        "fit",
+        "--model",
+        "tiny_cnn",
+        "--model.width",
+        "4",
+        *data_args(data),
+        "--trainer.max_steps=3",
+        *FAST,
+    )
     assert fit.returncode == 0, fit.stderr[-3000:]
     config = (tmp_path / "runs" / "tiny_cnn" / "version_0" / "config.yaml").read_text()
     assert "class_path: cnnbench.models.plugin.tiny_cnn" in config and "max_epochs: 2" in config  # its own recipe
