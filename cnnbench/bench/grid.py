@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -119,38 +118,59 @@ def grid_listing() -> str:
     return "\n".join(f"{r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}  {r[2]}" for r in rows)
 
 
-def _defaults(name: str) -> Callable[[], list[Any]]:
-    """The default values of an axis (a new list each call): a GridSpec field's ``default_factory``."""
-    values = next(a for a in AXES if a.name == name).default or ()
-    return lambda: list(values)
-
-
-@dataclass
+@dataclass(init=False)
 class GridSpec:
     """A validated grid: the data and trainer blocks, and the values of each axis of :attr:`cell`.
 
-    Each axis's values are the field named by its ``grid_key`` (``models``, ``pool``, ...,
-    ``seeds``); a test checks that these fields are exactly the axes of :class:`Cell`.
+    The axes are not fields of their own: :attr:`values` maps each axis's ``grid_key``
+    (``models``, ``pool``, ..., ``seeds``) to its values, read as attributes (``spec.pool``), so
+    adding an axis to :class:`Cell` is the whole edit. Axes left out take their default values.
     """
 
     cell: ClassVar[type[Cell]] = Cell  # the cell type whose fields are the axes
     name: str
     data: dict[str, Any]
-    models: list[ModelEntry]
-    pool: list[str]
-    padding: list[str | int]
-    padding_mode: list[str] = field(default_factory=_defaults("padding_mode"))
-    precision: list[str] = field(default_factory=_defaults("precision"))
-    devices: list[int] = field(default_factory=_defaults("devices"))
-    seeds: list[int] = field(default_factory=_defaults("seed"))
-    trainer: dict[str, Any] = field(default_factory=dict)
-    robustness: dict[str, Any] = field(default_factory=lambda: dict(ROBUSTNESS_DEFAULTS))
-    augment: list[str] = field(default_factory=_defaults("augment"))
-    description: str = ""
+    values: dict[str, list[Any]]
+    trainer: dict[str, Any]
+    robustness: dict[str, Any]
+    description: str
     #: per-cell cluster resources (``--launcher ray``): see :mod:`cnnbench.bench.resources`
-    resources: dict[str, float] = field(default_factory=dict)
-    source: str = "<dict>"
-    exclude: list[dict[str, Any]] = field(default_factory=list)
+    resources: dict[str, float]
+    source: str
+    exclude: list[dict[str, Any]]
+
+    def __init__(
+        self,
+        name: str,
+        data: dict[str, Any],
+        trainer: dict[str, Any] | None = None,
+        robustness: dict[str, Any] | None = None,
+        description: str = "",
+        resources: dict[str, float] | None = None,
+        source: str = "<dict>",
+        exclude: list[dict[str, Any]] | None = None,
+        **axes: list[Any],
+    ) -> None:
+        self.name, self.data, self.description, self.source = name, data, description, source
+        self.trainer = dict(trainer or {})
+        self.robustness = dict(ROBUSTNESS_DEFAULTS) if robustness is None else robustness
+        self.resources = dict(resources or {})
+        self.exclude = list(exclude or [])
+        keys = [a.grid_key for a in self.cell.axes()]
+        unknown = sorted(set(axes) - set(keys))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got values for unknown axes {unknown}; axes: {', '.join(keys)}")
+        self.values = {}
+        for a in self.cell.axes():
+            if a.grid_key not in axes and a.default is None:
+                raise TypeError(f"{type(self).__name__} needs the values of axis {a.grid_key!r}")
+            self.values[a.grid_key] = list(axes.get(a.grid_key, a.default or ()))
+
+    def __getattr__(self, key: str) -> Any:
+        values = self.__dict__.get("values")
+        if values is not None and key in values:
+            return values[key]  # spec.pool, spec.seeds, ...: an axis's values
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
 
     @classmethod
     def load(cls, path: str | Path) -> GridSpec:
@@ -169,12 +189,21 @@ class GridSpec:
         """Validate a parsed grid (:func:`~cnnbench.bench.gridparse.parse_grid`); every error names the file and the key."""
         return cls(**parse_grid(raw, source, cls.cell))
 
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The keyword arguments the constructor takes (a saved ``grid.json`` may hold others)."""
+        fixed = [f.name for f in dataclasses.fields(cls) if f.name != "values"]
+        return (*fixed, *(a.grid_key for a in cls.cell.axes()))
+
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["models"] = [{"name": m.name, "args": m.args} for m in self.models]
-        out.pop("source")
-        if not out["resources"]:
-            out.pop("resources")  # grids without the block keep their grid.json as before
+        """What ``grid.json`` stores: the blocks and each axis's values under its grid key."""
+        out: dict[str, Any] = {"name": self.name, "data": self.data}
+        for key, values in self.values.items():
+            out[key] = [{"name": m.name, "args": m.args} for m in values] if key == "models" else list(values)
+        out.update(trainer=self.trainer, robustness=self.robustness, description=self.description)
+        if self.resources:  # grids without the block keep their grid.json as before
+            out["resources"] = self.resources
+        out["exclude"] = self.exclude
         return out
 
 

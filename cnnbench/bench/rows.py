@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import json
 import re
 from collections import defaultdict
@@ -151,7 +150,7 @@ def planned_runs(grid: dict[str, Any] | None) -> list[dict[str, Any]] | None:
     """Every run the saved grid spec plans (coordinates, seed, run_id), or None when it cannot be read."""
     if not grid:
         return None
-    names = {f.name for f in dataclasses.fields(GridSpec)}
+    names = set(GridSpec.keys())
     try:
         kwargs = {k: v for k, v in grid.items() if k in names}
         kwargs["models"] = [ModelEntry(m["name"], dict(m.get("args") or {})) for m in grid["models"]]
