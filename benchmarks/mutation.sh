@@ -29,9 +29,9 @@ case $module in
     names='cnnbench.train_step.x_update* cnnbench.train_step.x__sgd* cnnbench.train_step.x__adam* cnnbench.train_step.x_clip*'
     tests="tests/test_train_step.py::test_update_equals_torch_optim_step_for_step_with_scheduled_hyperparameters
       tests/test_train_step.py::test_clipping_equals_torch_nn_utils tests/test_train_step_float64.py" ;;
-  seeding) src=cnnbench/bench/cell.py  # the seed reaching the data module and the model (slow: forked grid cells)
+  seeding) src=cnnbench/bench/cell.py  # the seed, axes and data link reaching the data module and the model (slow: forked grid cells)
     names='cnnbench.bench.cell.x_build*'
-    tests="tests/bench/test_seeding.py" ;;
+    tests="tests/bench/test_seeding.py tests/bench/test_cell_build.py" ;;
   *) echo "unknown module '$module'; valid: stats, robustness, report, questions, augment, train_step, seeding" >&2; exit 2 ;;
 esac
 if (( $# )); then tests="$*"; fi
