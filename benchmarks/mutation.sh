@@ -22,15 +22,15 @@ case $module in
     tests="tests/bench/test_report.py tests/bench/test_stats_pairing.py" ;;
   questions) src=cnnbench/bench/questions.py  # per-question Holm, outcomes and verdicts
     names='cnnbench.bench.questions.x__outcomes* cnnbench.bench.questions.x__classify* cnnbench.bench.questions.x_answer* cnnbench.bench.questions.x__verdict*'
-    tests="tests/bench/test_questions.py" ;;
+    tests="tests/bench/test_questions.py tests/bench/test_questions_edges.py" ;;
   augment) src=cnnbench/data/augment.py; names='cnnbench.data.augment.*'
     tests="tests/data/test_augment_and_loader.py tests/data/test_augment_geometry.py" ;;
   train_step) src=cnnbench/training/fused_update.py  # the update and clipping: the capture needs a GPU
     names='cnnbench.training.fused_update.*'
     tests="tests/training/test_fused_update.py tests/training/test_fused_update_float64.py" ;;
-  seeding) src=cnnbench/bench/cell.py  # the seed reaching the data module and the model (slow: forked grid cells)
+  seeding) src=cnnbench/bench/cell.py  # the seed, axes and data link reaching the data module and the model (slow: forked grid cells)
     names='cnnbench.bench.cell.x_build*'
-    tests="tests/bench/test_seeding.py" ;;
+    tests="tests/bench/test_seeding.py tests/bench/test_cell_build.py" ;;
   *) echo "unknown module '$module'; valid: stats, robustness, report, questions, augment, train_step, seeding" >&2; exit 2 ;;
 esac
 if (( $# )); then tests="$*"; fi
