@@ -49,6 +49,16 @@ def test_zoom_scales_each_image_by_a_random_factor_within_the_limit() -> None:
     assert ratio.min() < 0.78 and ratio.max() > 1.22  # both ways, up to the limit
 
 
+def test_rotation_and_zoom_together_stay_within_both_limits() -> None:
+    # each alone cannot tell the rotation-zoom matrix (R / zoom) from one that scales sin and cos
+    # differently (sin * zoom): both agree when the angle is 0 or the zoom 1. Together, a wrong
+    # matrix turns images past the rotation limit (atan(tan 30° · 1.3²) = 44°) and zooms past 1 ± 0.3
+    radius, angle = polar(BatchAugment(rotate=30.0, scale=0.3)(blobs(400), seed=6))
+    ratio = radius / RADIUS
+    assert angle.abs().max() <= 30.5 and angle.min() < -24 and angle.max() > 24
+    assert ratio.min() >= 0.68 and ratio.max() <= 1.32
+
+
 def centroids(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     w = images[:, 0].double()
     coords = torch.arange(SIDE, dtype=torch.float64) - SIDE // 2
