@@ -18,7 +18,7 @@ from cnnbench.core.compat import MINIMUM, UnsupportedVersionError, version_tuple
 from cnnbench.training import trainer_extras
 from cnnbench.training.captured_step import CapturedStep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
