@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-grimp = pytest.importorskip("grimp")
-
 PACKAGE = Path(__file__).resolve().parents[1] / "cnnbench"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
@@ -69,12 +67,14 @@ def test_the_cycle_finder_finds_a_planted_cycle() -> None:
 
 
 def test_no_import_circles_except_typing_only_ones() -> None:
+    grimp = pytest.importorskip("grimp")  # with import-linter, in the dev extra
     graph = grimp.build_graph("cnnbench", exclude_type_checking_imports=True)
     imports = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
     assert _cycles(imports) == []
 
 
 def test_the_layer_contract_holds() -> None:
+    pytest.importorskip("importlinter")
     lint = Path(sys.executable).with_name("lint-imports")
     command = [str(lint)] if lint.exists() else ["lint-imports"]
     done = subprocess.run(command, cwd=PACKAGE.parent, capture_output=True, text=True, timeout=120)
