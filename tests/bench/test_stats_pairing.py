@@ -103,6 +103,16 @@ def test_report_family_adjusts_with_holm_and_bh_step_passes() -> None:
     )
 
 
+def test_report_family_draws_each_interval_at_its_holm_level_for_the_given_alpha() -> None:
+    # p = 0.01, 0.01, 0.2 (as above). Holm at alpha = 0.2: 0.01 < 0.2/3 and 0.01 < 0.2/2 are rejected
+    # and 0.2 is tested at 0.2/1: levels 0.2/3, 0.2/2, 0.2 (the default alpha 0.05 gives 0.05/3, 0.05/2, 0.05)
+    rows = _arms_with_t("zeros", 9.925) + _arms_with_t("reflect", 9.925) + _arms_with_t("circular", 1.886)
+    levels = sorted(r.level for r in family(rows, ["pool"], ["test_acc"], alpha=0.2))
+    assert levels == pytest.approx([0.2 / 3, 0.2 / 2, 0.2])
+    levels = sorted(r.level for r in family(rows, ["pool"], ["test_acc"]))
+    assert levels == pytest.approx([0.05 / 3, 0.05 / 2, 0.05])
+
+
 def test_a_pair_without_common_seeds_does_not_hide_the_other_pairs_of_its_context() -> None:
     # max and avg share no seed; min shares both of max's: min − max is still compared
     rows = [_row("max", 0, 0.90), _row("max", 1, 0.91), _row("avg", 2, 0.5), _row("avg", 3, 0.5)]
