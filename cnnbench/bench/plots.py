@@ -276,7 +276,7 @@ def _pool_legend(fig: Any, ax: Any, ylabel: str) -> None:
         fontsize=7,
         title_fontsize=9,
         loc="upper center",
-        ncol=min(8, len(by_name)),
+        ncol=len(by_name) if len(by_name) <= 5 else math.ceil(len(by_name) / 2),  # 6+ pools: two rows, inside 7 in
         bbox_to_anchor=(0.5, 1.0),
         frameon=False,
     )
