@@ -119,3 +119,13 @@ def test_a_pair_without_common_seeds_does_not_hide_the_other_pairs_of_its_contex
     rows += [_row("min", 0, 0.80), _row("min", 1, 0.83)]
     (row,) = comparisons(rows, "pool")
     assert (row.comp.a, row.comp.b) == ("min", "max") and row.comp.diff.mean == pytest.approx(-0.09)
+
+
+def test_a_skipped_cell_is_left_out_on_either_side_and_each_arm_keeps_its_own_size() -> None:
+    rows = [{**_row("max", s, v), "params": 61706, "macs": 1} for s, v in ARM_B.items()]
+    rows += [{**_row("avg", s, v), "params": 136586, "macs": 2} for s, v in ARM_A.items()]
+    (row,) = comparisons(rows, "pool")
+    assert (row.size_a, row.size_b) == ((136586, 2), (61706, 1))  # avg's and max's, not swapped or lost
+    max_cell = "lenet5-max-same-zeros-32-true-d1-augnone"  # near chance: left out as the reference (B) too
+    assert comparisons(rows, "pool", skip={max_cell}) == []
+    assert comparisons(rows, "pool", skip={max_cell.replace("max", "avg")}) == []
