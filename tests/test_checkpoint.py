@@ -7,48 +7,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_checkpoint_fixture import CKPT, DATA, FAST
 
 from cnnbench.checkpoint import CheckpointError, checkpoint_info, load_model, read_checkpoint
 from cnnbench.cli import main
 from cnnbench.models import ImageClassifier
 
-FIXTURES = Path(__file__).parent / "fixtures"
 # the command that wrote tests/fixtures/lenet5-avg-same-v0.1.0.ckpt (see test_checkpoint_fixture.py)
-FIXTURE_FIT = [
-    "fit",
-    "--model",
-    "lenet5",
-    "--model.pool",
-    "avg",
-    "--model.padding",
-    "same",
-    "--data",
-    "synthetic",
-    "--data.size",
-    "32",
-    "--data.channels",
-    "1",
-    "--data.train_images",
-    "64",
-    "--data.test_images",
-    "32",
-    "--data.batch_size",
-    "16",
-    "--data.augment",
-    "none",
-    "--trainer.max_steps",
-    "3",
-    "--seed_everything",
-    "7",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--trainer.accelerator=cpu",
-]
+FIXTURE_FIT = ["fit", "--model", "lenet5", "--model.pool", "avg", "--model.padding", "same", *DATA]
+FIXTURE_FIT += ["--data.batch_size", "16", "--trainer.max_steps", "3", "--seed_everything", "7", *FAST]
 
 
 def test_cnnbench_fit_writes_the_metadata_release_0_1_0_wrote(workdir: Path) -> None:
     # the reference: the metadata release 0.1.0 stored for the same command (written by the model then)
-    old = checkpoint_info(torch.load(FIXTURES / "lenet5-avg-same-v0.1.0.ckpt", weights_only=True))
+    old = checkpoint_info(torch.load(CKPT, weights_only=True))
     assert main(FIXTURE_FIT) == 0
     (last,) = workdir.rglob("last.ckpt")
     new = checkpoint_info(read_checkpoint(last))
