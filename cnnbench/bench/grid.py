@@ -36,7 +36,7 @@ from cnnbench.bench.gridparse import (
     GridError,
     parse_grid,
 )
-from cnnbench.core.choices import close_matches
+from cnnbench.core.choices import did_you_mean
 
 __all__ = [
     "AXIS_NAMES",
@@ -94,8 +94,7 @@ def find_grid(name_or_path: str | Path) -> Path:
     stem = path.name.removesuffix(".yaml").removesuffix(".yml")
     if stem in shipped and (path.parent == Path(".") or path.parent.as_posix().endswith("grids")):
         return shipped[stem]  # a name, or a path into the old benchmarks/grids/ of a clone
-    close = close_matches(stem, shipped, n=2)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    hint = did_you_mean(stem, shipped, n=2, quote="", lead="; did you mean ")
     raise GridError(
         f"{name_or_path}: no such grid file, and not a shipped grid{hint} (shipped: {', '.join(shipped)}; "
         "cnnbench bench --list describes them)"

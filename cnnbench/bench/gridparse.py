@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cnnbench.bench.axes import AXES, DEFAULT_AUGMENT, Axis, Cell, ModelEntry
-from cnnbench.core.choices import close_matches
+from cnnbench.core.choices import did_you_mean
 from cnnbench.core.signature import accepted_kwargs
 from cnnbench.core.vocab import LINKED_ARGUMENTS, PADDING_MODES
 
@@ -64,8 +64,7 @@ def unknown_argument(key: str, valid: set[str], what: str) -> str:
 
 
 def _hint(word: str, options: set[str] | list[str], n: int = 3) -> str:
-    close = close_matches(word, options, n=n)
-    return f"; did you mean {' or '.join(close)}?" if close else ""
+    return did_you_mean(word, options, n=n, quote="", lead="; did you mean ")
 
 
 def parse_grid(raw: Any, source: str = "<dict>", cell: type[Cell] = Cell) -> dict[str, Any]:

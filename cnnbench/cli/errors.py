@@ -21,7 +21,7 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
-from cnnbench.core.choices import close_matches
+from cnnbench.core.choices import did_you_mean
 
 if TYPE_CHECKING:
     from cnnbench.cli.invocation import Invocation
@@ -122,8 +122,7 @@ def option_hint(word: str, options: list[str], prefix: str = "") -> str:
         >>> option_hint("pol", ["pool", "padding"], prefix="--model.")
         ' Did you mean --model.pool?'
     """
-    close = close_matches(word, options, n=2)
-    return f" Did you mean {' or '.join(prefix + c for c in close)}?" if close else ""
+    return did_you_mean(word, options, n=2, prefix=prefix, quote="")
 
 
 def _options_of(cls: Any, key: str) -> list[str]:

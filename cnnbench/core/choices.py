@@ -18,15 +18,23 @@ def close_matches(word: str, options: Iterable[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(word, sorted(set(options)), n=n, cutoff=0.6)
 
 
-def did_you_mean(word: str, options: Iterable[str], n: int = 2, prefix: str = "") -> str:
+def did_you_mean(
+    word: str, options: Iterable[str], n: int = 2, prefix: str = "", quote: str = "'", lead: str = " Did you mean "
+) -> str:
     """`` Did you mean 'x'?`` (or ``'x' or 'y'``) for the closest options, or ``""`` when none is close.
 
-    ``prefix`` is put before each suggestion (``"--model."`` for a command-line option).
+    ``prefix`` is put before each suggestion (``"--model."`` for a command-line option); ``quote``
+    around it (``""`` for options, as a shell shows them); ``lead`` opens the hint (``"; did you mean "``
+    inside a clause).
+
+    Example:
+        >>> did_you_mean("pol", ["pool", "padding"], prefix="--model.", quote="")
+        ' Did you mean --model.pool?'
     """
     close = close_matches(word, options, n=n)
     if not close:
         return ""
-    return " Did you mean " + " or ".join(f"'{prefix}{c}'" for c in close) + "?"
+    return lead + " or ".join(f"{quote}{prefix}{c}{quote}" for c in close) + "?"
 
 
 def check_choice(value: str, valid: Iterable[str], what: str) -> str:
